@@ -1,0 +1,10 @@
+# Conveniences; each target calls the script the README names.
+.PHONY: test demo bench lint
+test:
+	./scripts/test.sh
+demo:
+	./scripts/demo.sh
+bench:
+	./scripts/bench.sh
+lint:
+	.venv/bin/ruff check . && .venv/bin/mypy --strict shared

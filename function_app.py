@@ -1,0 +1,9 @@
+"""The Azure Functions entry point: build the app and register one blueprint per entry point.
+
+Nothing else runs here: an exception at import time makes the host load zero functions, silently.
+Each blueprint module imports its heavy SDKs lazily, inside the function bodies.
+"""
+
+import azure.functions as func
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
