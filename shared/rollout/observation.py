@@ -1,0 +1,43 @@
+"""What the shell saw of the world this tick, handed to decide() as plain data."""
+
+from __future__ import annotations
+
+from shared.rollout.analysis import WindowMetrics
+from shared.rollout.model import Frozen, TrafficSplit
+
+# Azure ML provisioning states (deployments add Scaling).
+PROVISIONING_IN_PROGRESS = frozenset({"Creating", "Updating", "Scaling"})
+PROVISIONING_FAILED = frozenset({"Failed", "Canceled"})
+
+
+class DeploymentState(Frozen):
+    name: str
+    provisioning_state: str
+    model: str | None = None
+    tags: dict[str, str] = {}
+
+
+class EndpointState(Frozen):
+    name: str
+    provisioning_state: str = "Succeeded"
+    traffic: TrafficSplit = TrafficSplit()
+    deployments: dict[str, DeploymentState] = {}  # keyed by lower-cased name
+
+    def deployment(self, name: str | None) -> DeploymentState | None:
+        return self.deployments.get(name.lower()) if name else None
+
+
+class SmokeResult(Frozen):
+    sent: int
+    failed: int
+    detail: str = ""
+
+
+class Observation(Frozen):
+    """`endpoint` None with no `endpoint_error` means the endpoint no longer exists."""
+
+    endpoint: EndpointState | None = None
+    endpoint_error: str | None = None
+    metrics: WindowMetrics | None = None
+    metrics_error: str | None = None
+    smoke: SmokeResult | None = None

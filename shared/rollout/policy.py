@@ -1,0 +1,174 @@
+"""The rollout policy: stages, checks, limits and gates (the spec).
+
+A snapshot of the policy is stored with each rollout when it starts, so editing the policy file
+never changes a rollout in flight. Durations accept ISO 8601 ("PT10M"), seconds, or "90s", "10m",
+"2h", "1d" so a policy file reads naturally.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, PlainSerializer, model_validator
+
+from shared.rollout.model import Frozen
+
+_SHORT_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _parse_duration(value: Any) -> Any:
+    if isinstance(value, str):
+        match = _SHORT_DURATION.match(value)
+        if match:
+            return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2].lower()])
+    return value
+
+
+def format_duration(value: timedelta) -> str:
+    """The short form people write in a policy file: 90s, 10m, 2h, 1d."""
+    seconds = value.total_seconds()
+    for unit in ("d", "h", "m"):
+        size = _UNIT_SECONDS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+Percent = Annotated[float, Field(ge=0, le=100)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class MirrorStage(Frozen):
+    """Green gets `percent` mirrored copies of live requests; its answers are discarded."""
+
+    percent: Annotated[int, Field(ge=1, le=50)] = 20
+    min_duration: Duration = timedelta(minutes=10)
+    min_requests: Annotated[int, Field(ge=1)] = 200
+    max_duration: Duration = timedelta(minutes=60)
+    approval: bool = False  # wait for a person before mirroring starts
+
+
+class CanaryStep(Frozen):
+    """Green serves `percent` of users; blue the rest."""
+
+    percent: Annotated[int, Field(ge=1, le=99)]
+    min_duration: Duration = timedelta(minutes=10)
+    min_requests: Annotated[int, Field(ge=1)] = 200
+    max_duration: Duration = timedelta(minutes=60)
+    approval: bool = False  # wait for a person before entering this step
+
+
+class BakeStage(Frozen):
+    """Green at 100%; blue kept at 0 so a rollback is one traffic change away."""
+
+    duration: Duration = timedelta(minutes=10)
+    min_requests: Annotated[int, Field(ge=1)] = 100
+    max_duration: Duration = timedelta(minutes=60)
+    approval: bool = False
+
+
+class ErrorCheck(Frozen):
+    """Server-side failures: by default 5xx, 408 (model timeout) and 424 (model returned 5xx)."""
+
+    enabled: bool = True
+    max_increase: Fraction = 0.01  # green may exceed blue's error rate by this many points (0.01 = 1)
+    ceiling: Fraction | None = 0.05  # veto: green's error rate significantly above this
+    status_codes: tuple[str, ...] = ("5xx", "408", "424")
+
+
+class LatencyCheck(Frozen):
+    enabled: bool = True
+    percentile: Annotated[float, Field(gt=0, lt=100)] = 90
+    max_increase: Annotated[float, Field(ge=0)] = 0.2  # relative: 0.2 = green may be 20% slower
+    ceiling_ms: Annotated[float, Field(gt=0)] | None = None  # veto: green's percentile above this
+
+
+class ResourceCheck(Frozen):
+    """Absolute ceilings on green's per-minute utilisation, sustained for `sustained_minutes`."""
+
+    cpu_ceiling: Percent | None = 90
+    memory_ceiling: Percent | None = 90
+    sustained_minutes: Annotated[int, Field(ge=1)] = 3
+
+
+class AnalysisSettings(Frozen):
+    interval: Duration = timedelta(minutes=1)  # how often the timer looks
+    ingestion_lag: Duration = timedelta(minutes=2)  # metrics settle late; never judge the newest minutes
+    # Probability that a healthy green is rolled back anywhere in the rollout. Spent evenly over every
+    # (stage, look, comparison) so that judging every minute does not inflate false rollbacks.
+    false_rollback_rate: Annotated[float, Field(gt=0, lt=0.5)] = 0.01
+
+
+class SmokeTest(Frozen):
+    """Requests sent straight to green at 0% traffic before any mirroring."""
+
+    requests: tuple[dict[str, Any], ...] = Field(min_length=1, max_length=20)
+    max_failures: Annotated[int, Field(ge=0)] = 0
+
+
+NoDataAction = Literal["pause", "rollback"]
+
+
+class RolloutPolicy(Frozen):
+    mirror: MirrorStage | None = MirrorStage()
+    steps: tuple[CanaryStep, ...] = (CanaryStep(percent=10), CanaryStep(percent=50))
+    bake: BakeStage = BakeStage()
+    errors: ErrorCheck = ErrorCheck()
+    latency: LatencyCheck = LatencyCheck()
+    resources: ResourceCheck = ResourceCheck()
+    analysis: AnalysisSettings = AnalysisSettings()
+    smoke_test: SmokeTest | None = None
+    # A stage that cannot reach a verdict by its max_duration (too little data, inconclusive).
+    on_stage_timeout: NoDataAction = "pause"
+    consecutive_error_limit: Annotated[int, Field(ge=1)] = 5  # metrics/logs provider failures in a row
+    on_provider_errors: NoDataAction = "pause"
+    provisioning_timeout: Duration = timedelta(minutes=60)
+    approval_timeout: Duration | None = timedelta(hours=24)
+    on_approval_timeout: NoDataAction = "rollback"
+    deadline: Duration = timedelta(hours=24)  # the whole rollout; then it is rolled back
+    on_newer_version: Literal["supersede", "ignore"] = "supersede"
+    keep_old_blue_for: Duration = timedelta(hours=1)  # after success, as OLD_PROD
+    keep_failed_green_for: Duration = timedelta(hours=2)  # after a rollback, so people can read logs
+
+    @model_validator(mode="after")
+    def _steps_increase(self) -> RolloutPolicy:
+        percents = [s.percent for s in self.steps]
+        if percents != sorted(set(percents)):
+            raise ValueError(f"canary steps must strictly increase, got {percents}")
+        for stage in [self.mirror, *self.steps]:
+            if stage is not None and stage.max_duration < stage.min_duration:
+                raise ValueError("a stage's max_duration must be at least its min_duration")
+        if self.bake.max_duration < self.bake.duration:
+            raise ValueError("bake.max_duration must be at least bake.duration")
+        return self
+
+    def looks_per_stage(self) -> int:
+        """The most analyses any one stage can run before it times out."""
+        longest = max(
+            [(s.max_duration - s.min_duration) for s in [self.mirror, *self.steps] if s is not None]
+            + [self.bake.max_duration - self.bake.duration]
+        )
+        return 1 + math.ceil(longest / self.analysis.interval)
+
+    def comparisons(self) -> int:
+        return int(self.errors.enabled) + int(self.latency.enabled)
+
+    def per_look_alpha(self) -> float:
+        """The significance level of one comparison at one look (Bonferroni over the rollout).
+
+        Bonferroni holds whatever the dependence between looks on overlapping windows, at the cost
+        of some power; with per-request latency samples the power left is ample (see the
+        calibration tests).
+        """
+        stages = len(self.steps) + (1 if self.mirror else 0)
+        tests = max(1, stages * self.looks_per_stage() * max(1, self.comparisons()))
+        return self.analysis.false_rollback_rate / tests
