@@ -1,0 +1,92 @@
+"""Serve the emulator in-process to the real Azure SDKs through their azure-core transport.
+
+`RequestsTransport` with a `requests` session whose adapter answers from the emulator: the SDKs'
+own retry, authentication, serialization and LRO polling all run unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import requests
+from azure.core.credentials import AccessToken
+from azure.core.pipeline.transport import RequestsTransport
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+from urllib3 import HTTPResponse
+
+from emulator.azure import Emulator
+
+
+class EmulatorAdapter(BaseAdapter):
+    def __init__(self, emulator: Emulator) -> None:
+        super().__init__()
+        self.emulator = emulator
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        body = request.body
+        if isinstance(body, str):
+            body = body.encode()
+        elif body is not None and not isinstance(body, bytes):
+            body = b"".join(body)  # generators (chunked uploads)
+        status, headers, payload = self.emulator.handle(
+            str(request.method), str(request.url), dict(request.headers), body or None
+        )
+        response = requests.Response()
+        response.status_code = status
+        response.headers = CaseInsensitiveDict(headers)
+        response.raw = HTTPResponse(
+            body=io.BytesIO(payload), headers=headers, status=status, preload_content=False
+        )
+        response._content = payload
+        response.url = str(request.url)
+        response.request = request
+        response.reason = "OK" if status < 400 else "Error"
+        response.encoding = "utf-8"
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+class EmulatorTransport(RequestsTransport):
+    """The SDKs wait (Retry-After, back-off, LRO polling) through `transport.sleep`: here those waits
+    pass on the simulated clock instead of the wall clock, and are recorded for tests to assert.
+    azure-core's LRO pollers also poll from background threads; those must not move the shared
+    clock, so they wait a little real time (bounded) instead."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        session = requests.Session()
+        adapter = EmulatorAdapter(emulator)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        super().__init__(session=session, session_owner=False)
+        self.emulator = emulator
+        self.sleeps: list[float] = []
+
+    def sleep(self, duration: float) -> None:
+        if threading.current_thread() is threading.main_thread() or not threading.current_thread().daemon:
+            self.sleeps.append(float(duration))
+            self.emulator.clock.advance(timedelta(seconds=max(0.0, float(duration))))
+        else:
+            time.sleep(min(max(float(duration), 0.0), 0.05))
+
+
+def emulator_transport(emulator: Emulator) -> EmulatorTransport:
+    return EmulatorTransport(emulator)
+
+
+class StaticCredential:
+    """A TokenCredential for the emulator: any object whose get_token returns an AccessToken."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("emulator-token", int(time.time()) + 3600)
+
+    def get_token_info(self, *scopes: str, options: Any = None) -> Any:
+        from azure.core.credentials import AccessTokenInfo
+
+        return AccessTokenInfo("emulator-token", int(time.time()) + 3600)
