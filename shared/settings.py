@@ -1,0 +1,116 @@
+"""App settings (environment variables), validated at first use with messages naming the setting.
+
+Every setting the app reads is declared here once (`SETTINGS`), so the docs, the example file and
+the infrastructure can be checked against one list.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+# name -> what it is (shown in errors and checked against local.settings.json.example)
+SETTINGS: dict[str, str] = {
+    "SAFE_ROLLOUT_POLICY_FILE": "path of the policy file (YAML); default: policy.yaml beside function_app.py",
+    "SAFE_ROLLOUT_STORAGE_CONNECTION": "Table storage connection string (local/dev); or use STORAGE_ACCOUNT_URL",
+    "SAFE_ROLLOUT_STORAGE_ACCOUNT_URL": "Table endpoint, e.g. https://acct.table.core.windows.net (managed identity)",
+    "SAFE_ROLLOUT_TABLE_NAME": "table holding rollout state; default saferollouts",
+    "SAFE_ROLLOUT_METRICS_ENDPOINT": "regional Azure Monitor metrics endpoint, e.g. https://eastus.metrics.monitor.azure.com",
+    "SAFE_ROLLOUT_LOG_ANALYTICS_WORKSPACE_ID": "optional: workspace (GUID) holding AmlOnlineEndpointTrafficLog",
+    "SAFE_ROLLOUT_LOGS_ENDPOINT": "optional: Log Analytics endpoint; default https://api.loganalytics.io",
+    "SAFE_ROLLOUT_EVENTGRID_TOPIC_ENDPOINT": "optional: custom topic for lifecycle events",
+    "SAFE_ROLLOUT_EVENTGRID_TOPIC_KEY": "optional: topic access key; without it, managed identity is used",
+    "SAFE_ROLLOUT_ALERT_SECRET": "shared secret the alert webhook expects in its `secret` query parameter",
+    "SAFE_ROLLOUT_RECONCILE_SCHEDULE": "NCRONTAB of the reconcile timer (six fields, UTC); e.g. 0 */1 * * * *",
+    "SAFE_ROLLOUT_MAX_CONCURRENCY": "rollouts reconciled at once per tick; default 8",
+    "SAFE_ROLLOUT_TICK_BUDGET_SECONDS": "stop starting new work after this long in a tick; default 240",
+    "SAFE_ROLLOUT_POLLING_INTERVAL": "seconds between Azure LRO polls; default 5",
+    "SAFE_ROLLOUT_CREDENTIAL": "'default' (DefaultAzureCredential, production) or 'emulator' (local emulator only)",
+}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, *, required: bool) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        if required:
+            raise SettingsError(f"{name} is required: {SETTINGS[name]}")
+        return None
+    if not raw.startswith(("https://", "http://")):
+        raise SettingsError(f"{name} must be an http(s) URL, got {raw[:80]!r}")
+    return raw.rstrip("/")
+
+
+@dataclass(frozen=True)
+class Settings:
+    policy_file: Path
+    storage_connection: str | None
+    storage_account_url: str | None
+    table_name: str
+    metrics_endpoint: str
+    log_analytics_workspace_id: str | None
+    logs_endpoint: str
+    eventgrid_endpoint: str | None
+    eventgrid_key: str | None
+    alert_secret: str | None
+    max_concurrency: int
+    tick_budget_seconds: int
+    polling_interval: float
+    credential: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, root: Path | None = None) -> Settings:
+        env = os.environ if env is None else env
+        root = root or Path(__file__).resolve().parents[1]
+        connection = env.get("SAFE_ROLLOUT_STORAGE_CONNECTION", "").strip() or None
+        account_url = _url(env, "SAFE_ROLLOUT_STORAGE_ACCOUNT_URL", required=False)
+        if not connection and not account_url:
+            raise SettingsError(
+                "set SAFE_ROLLOUT_STORAGE_ACCOUNT_URL (managed identity) or SAFE_ROLLOUT_STORAGE_CONNECTION"
+            )
+        table = env.get("SAFE_ROLLOUT_TABLE_NAME", "").strip() or "saferollouts"
+        if not (3 <= len(table) <= 63 and table.isalnum() and table[0].isalpha()):
+            raise SettingsError(f"SAFE_ROLLOUT_TABLE_NAME must be 3-63 letters and digits, got {table!r}")
+        credential = env.get("SAFE_ROLLOUT_CREDENTIAL", "").strip().lower() or "default"
+        if credential not in ("default", "emulator"):
+            raise SettingsError(f"SAFE_ROLLOUT_CREDENTIAL must be 'default' or 'emulator', got {credential!r}")
+        policy_file = Path(env.get("SAFE_ROLLOUT_POLICY_FILE", "").strip() or root / "policy.yaml")
+        if not policy_file.is_absolute():
+            policy_file = root / policy_file
+        secret = env.get("SAFE_ROLLOUT_ALERT_SECRET", "").strip() or None
+        if secret is not None and len(secret) < 16:
+            raise SettingsError("SAFE_ROLLOUT_ALERT_SECRET must be at least 16 characters")
+        return cls(
+            policy_file=policy_file,
+            storage_connection=connection,
+            storage_account_url=account_url,
+            table_name=table,
+            metrics_endpoint=str(_url(env, "SAFE_ROLLOUT_METRICS_ENDPOINT", required=True)),
+            log_analytics_workspace_id=env.get("SAFE_ROLLOUT_LOG_ANALYTICS_WORKSPACE_ID", "").strip() or None,
+            logs_endpoint=_url(env, "SAFE_ROLLOUT_LOGS_ENDPOINT", required=False) or "https://api.loganalytics.io",
+            eventgrid_endpoint=_url(env, "SAFE_ROLLOUT_EVENTGRID_TOPIC_ENDPOINT", required=False),
+            eventgrid_key=env.get("SAFE_ROLLOUT_EVENTGRID_TOPIC_KEY", "").strip() or None,
+            alert_secret=secret,
+            max_concurrency=_int(env, "SAFE_ROLLOUT_MAX_CONCURRENCY", 8, 1, 64),
+            tick_budget_seconds=_int(env, "SAFE_ROLLOUT_TICK_BUDGET_SECONDS", 240, 5, 1700),
+            polling_interval=float(_int(env, "SAFE_ROLLOUT_POLLING_INTERVAL", 5, 0, 60)),
+            credential=credential,
+        )
