@@ -43,9 +43,7 @@ class DeleteDeployment(Frozen):
     name: str
 
 
-Action = Annotated[
-    CreateDeployment | SetTraffic | TagDeployment | DeleteDeployment, Field(discriminator="kind")
-]
+Action = Annotated[CreateDeployment | SetTraffic | TagDeployment | DeleteDeployment, Field(discriminator="kind")]
 
 
 class DomainEvent(Frozen):

@@ -96,8 +96,7 @@ def check_errors(
             return CheckResult(
                 check="errors",
                 verdict=Verdict.FAIL,
-                summary=f"green error rate {green_rate:.2%} is above the {cfg.ceiling:.2%} ceiling "
-                f"(p={p_value:.2g})",
+                summary=f"green error rate {green_rate:.2%} is above the {cfg.ceiling:.2%} ceiling (p={p_value:.2g})",
                 evidence=evidence,
             )
     if not compare:
@@ -149,8 +148,7 @@ def check_errors(
     return CheckResult(
         check="errors",
         verdict=Verdict.INCONCLUSIVE,
-        summary=f"green {green_rate:.2%} vs blue {blue_rate:.2%}: higher, not yet significant "
-        f"(p={p_value:.2g})",
+        summary=f"green {green_rate:.2%} vs blue {blue_rate:.2%}: higher, not yet significant (p={p_value:.2g})",
         evidence=evidence,
     )
 
@@ -238,8 +236,7 @@ def check_latency(
     return CheckResult(
         check="latency",
         verdict=Verdict.INCONCLUSIVE,
-        summary=f"green P{q:g} {green_q:.0f} ms vs blue {blue_q:.0f} ms: slower, not yet significant "
-        f"(p={p_value:.2g})",
+        summary=f"green P{q:g} {green_q:.0f} ms vs blue {blue_q:.0f} ms: slower, not yet significant (p={p_value:.2g})",
         evidence=evidence,
     )
 
@@ -275,9 +272,7 @@ def check_resource(name: str, values: Sequence[float], ceiling: float | None, su
     )
 
 
-def analyse(
-    policy: RolloutPolicy, metrics: WindowMetrics, min_requests: int, compare: bool
-) -> tuple[CheckResult, ...]:
+def analyse(policy: RolloutPolicy, metrics: WindowMetrics, min_requests: int, compare: bool) -> tuple[CheckResult, ...]:
     """Run every enabled check. `compare` is False when blue serves nothing to compare with."""
     alpha = policy.per_look_alpha()
     results: list[CheckResult] = []
@@ -287,9 +282,7 @@ def analyse(
         results.append(check_latency(policy, metrics, min_requests, compare, alpha))
     res = policy.resources
     results.append(check_resource("cpu", metrics.green.cpu_percent, res.cpu_ceiling, res.sustained_minutes))
-    results.append(
-        check_resource("memory", metrics.green.memory_percent, res.memory_ceiling, res.sustained_minutes)
-    )
+    results.append(check_resource("memory", metrics.green.memory_percent, res.memory_ceiling, res.sustained_minutes))
     if not any(r.required for r in results):
         # With every comparison disabled, traffic volume still gates: never pass on no data.
         enough = metrics.green.requests >= min_requests
@@ -320,7 +313,4 @@ def overall(results: Sequence[CheckResult]) -> Verdict:
 
 
 def summarise(results: Sequence[CheckResult]) -> str:
-    return (
-        "; ".join(f"{r.check}: {r.summary}" for r in results if r.verdict != Verdict.PASS)
-        or "all checks pass"
-    )
+    return "; ".join(f"{r.check}: {r.summary}" for r in results if r.verdict != Verdict.PASS) or "all checks pass"

@@ -135,9 +135,7 @@ def max_green_live(rollout: Rollout, policy: RolloutPolicy) -> int:
     return _bound(policy, phase, rollout.step)
 
 
-def _next_stage(
-    rollout: Rollout, policy: RolloutPolicy, phase: RolloutPhase, step: int
-) -> tuple[P, int] | None:
+def _next_stage(rollout: Rollout, policy: RolloutPolicy, phase: RolloutPhase, step: int) -> tuple[P, int] | None:
     """The stage after (phase, step); None after the bake."""
     if phase == P.PENDING:
         if not rollout.blue:
@@ -318,9 +316,7 @@ def _begin_rollback(
     )
 
 
-def _finish(
-    rollout: Rollout, policy: RolloutPolicy, now: datetime, phase: RolloutPhase, reason: str
-) -> Decision:
+def _finish(rollout: Rollout, policy: RolloutPolicy, now: datetime, phase: RolloutPhase, reason: str) -> Decision:
     """Land a rollback in its final phase: keep green for people to read, then delete it."""
     update: dict[str, Any] = {"phase": phase, "finish_as": None, "traffic_confirmed": True}
     actions: list[Action] = []
@@ -338,9 +334,7 @@ def _finish(
     else:
         update["resume_to"] = P.PENDING
     after = rollout.model_copy(update=update)
-    kind = {P.ROLLED_BACK: "RolledBack", P.SUPERSEDED: "Superseded", P.FAILED: "Failed"}.get(
-        phase, str(phase)
-    )
+    kind = {P.ROLLED_BACK: "RolledBack", P.SUPERSEDED: "Superseded", P.FAILED: "Failed"}.get(phase, str(phase))
     return _decision(rollout, after, now, reason, actions=actions, events=[_event(after, kind, reason)])
 
 
@@ -398,9 +392,7 @@ def _succeed(
                 why=f"replaced by {rollout.green} ({rollout.model.label})",
             ),
         )
-    done = rollout.model_copy(
-        update={"phase": P.SUCCEEDED, "finished_at": now, "cleanup": cleanup, "resume_to": None}
-    )
+    done = rollout.model_copy(update={"phase": P.SUCCEEDED, "finished_at": now, "cleanup": cleanup, "resume_to": None})
     return _decision(
         rollout,
         done,
@@ -426,9 +418,7 @@ def _advance(
     nxt = _next_stage(rollout, policy, rollout.phase, rollout.step)
     if nxt is None:
         return _succeed(rollout, policy, now, reason, evidence, actor)
-    return _enter_stage(
-        rollout, policy, now, nxt[0], nxt[1], reason, evidence=evidence, actor=actor, gate=gate
-    )
+    return _enter_stage(rollout, policy, now, nxt[0], nxt[1], reason, evidence=evidence, actor=actor, gate=gate)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,9 +430,7 @@ def decide(rollout: Rollout, policy: RolloutPolicy, observation: Observation, no
     if rollout.phase.terminal:
         return _cleanup(rollout, observation, now)
     if observation.endpoint_error is not None:
-        return _provider_error(
-            rollout, policy, now, f"cannot read the endpoint: {observation.endpoint_error}"
-        )
+        return _provider_error(rollout, policy, now, f"cannot read the endpoint: {observation.endpoint_error}")
     endpoint = observation.endpoint
     if endpoint is None:
         after = rollout.model_copy(update={"phase": P.FAILED, "finished_at": now})
@@ -488,9 +476,7 @@ def decide(rollout: Rollout, policy: RolloutPolicy, observation: Observation, no
         )
 
     if now - rollout.created_at > policy.deadline:
-        return _begin_rollback(
-            rollout, now, f"the rollout passed its {format_duration(policy.deadline)} deadline"
-        )
+        return _begin_rollback(rollout, now, f"the rollout passed its {format_duration(policy.deadline)} deadline")
 
     if rollout.phase == P.PENDING:
         return _pending(rollout, policy, endpoint, observation, now)
@@ -589,9 +575,7 @@ def _stage_limits(policy: RolloutPolicy, rollout: Rollout) -> tuple[Any, Any, in
     return policy.bake.duration, policy.bake.max_duration, policy.bake.min_requests
 
 
-def analysis_window(
-    rollout: Rollout, policy: RolloutPolicy, now: datetime
-) -> tuple[datetime, datetime] | None:
+def analysis_window(rollout: Rollout, policy: RolloutPolicy, now: datetime) -> tuple[datetime, datetime] | None:
     """The settled window to judge, once the stage has run its minimum time; None before that."""
     if rollout.phase not in EXPOSED_PHASES or not rollout.traffic_confirmed:
         return None
@@ -651,14 +635,29 @@ def _judge(
     return _hold(rollout, now, f"holding {label}: {verdict}", evidence=results)
 
 
+def _final_roles(rollout: Rollout) -> dict[str, str]:
+    if rollout.phase == P.SUCCEEDED:
+        roles = {rollout.green: ROLE_PROD}
+        if rollout.blue:
+            roles[rollout.blue] = ROLE_OLD_PROD
+        return roles
+    return {rollout.green: ROLE_ROLLED_BACK}
+
+
 def _cleanup(rollout: Rollout, observation: Observation, now: datetime) -> Decision:
-    """Terminal phases absorb every input; only retained deployments are deleted when due."""
+    """Terminal phases absorb every input; only retained deployments are deleted when due, and
+    role tags a crash may have lost are re-applied (never over a tag someone else has set since)."""
     if not rollout.cleanup or observation.endpoint_error is not None:
         return _decision(rollout, rollout, now, rollout.last_reason)
     endpoint = observation.endpoint
     keep: list[PendingDelete] = []
     actions: list[Action] = []
     notes: list[str] = []
+    if endpoint is not None:
+        for name, role in _final_roles(rollout).items():
+            dep = endpoint.deployment(name)
+            if dep is not None and dep.tags.get(ROLE_TAG) in (None, ROLE_CANDIDATE) and name == rollout.green:
+                actions.append(TagDeployment(name=name, tags={ROLE_TAG: role}))
     for item in rollout.cleanup:
         dep = endpoint.deployment(item.deployment) if endpoint else None
         if dep is None:
@@ -675,8 +674,9 @@ def _cleanup(rollout: Rollout, observation: Observation, now: datetime) -> Decis
                 actions.append(DeleteDeployment(name=item.deployment))
     after = rollout.model_copy(update={"cleanup": tuple(keep)})
     reason = "; ".join(notes) if notes else rollout.last_reason
-    if actions:
-        reason = "deleting " + ", ".join(a.name for a in actions if isinstance(a, DeleteDeployment))
+    deletes = [a.name for a in actions if isinstance(a, DeleteDeployment)]
+    if deletes:
+        reason = "deleting " + ", ".join(deletes)
     return _decision(rollout, after, now, reason, actions=actions)
 
 
@@ -729,9 +729,7 @@ def apply_command(
     if kind == CommandKind.APPROVE:
         if phase != P.AWAITING_APPROVAL or rollout.gate_to is None:
             raise CommandRejectedError(f"nothing awaits approval (the rollout is {phase})")
-        return _enter_stage(
-            rollout, policy, now, rollout.gate_to, rollout.step, said, actor=actor, gate=False
-        )
+        return _enter_stage(rollout, policy, now, rollout.gate_to, rollout.step, said, actor=actor, gate=False)
     if kind in (CommandKind.PROMOTE, CommandKind.PROMOTE_FULL):
         position = rollout.resume_to if phase == P.PAUSED else phase
         if position == P.AWAITING_APPROVAL and rollout.gate_to is not None:
@@ -747,9 +745,7 @@ def apply_command(
         return _enter_stage(rollout, policy, now, target[0], target[1], said, actor=actor, gate=False)
     if kind == CommandKind.RETRY:
         if phase != P.ABORTED:
-            raise CommandRejectedError(
-                f"only an aborted rollout can be retried (it is {phase}; paused ones resume)"
-            )
+            raise CommandRejectedError(f"only an aborted rollout can be retried (it is {phase}; paused ones resume)")
         retried = rollout.model_copy(
             update={
                 "phase": P.PENDING,
@@ -801,9 +797,7 @@ def plan_start(
             "a rollout needs one deployment at 100%"
         )
     if endpoint.traffic.mirror and blue_hint is None:
-        raise StartRejectedError(
-            f"endpoint {endpoint.name} already mirrors traffic ({endpoint.traffic.describe()})"
-        )
+        raise StartRejectedError(f"endpoint {endpoint.name} already mirrors traffic ({endpoint.traffic.describe()})")
     green = green_name_for(model, list(endpoint.deployments))
     rollout = Rollout(
         id=rollout_id_for(endpoint_ref, model),
@@ -831,6 +825,11 @@ def plan_start(
         actor=trigger,
         record=True,
     )
+
+
+def annotate(rollout: Rollout, now: datetime, reason: str, actor: str) -> Decision:
+    """A note in the audit trail (an alert resolved, a rejected alert) that changes nothing else."""
+    return _decision(rollout, rollout, now, reason, actor=actor, force_record=True)
 
 
 def supersede(rollout: Rollout, newer: ModelRef, now: datetime) -> Decision:

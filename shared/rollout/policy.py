@@ -136,6 +136,8 @@ class RolloutPolicy(Frozen):
     on_approval_timeout: NoDataAction = "rollback"
     deadline: Duration = timedelta(hours=24)  # the whole rollout; then it is rolled back
     on_newer_version: Literal["supersede", "ignore"] = "supersede"
+    # An alert about the whole endpoint (no `deployment` dimension) rolls back the rollout on it.
+    endpoint_alerts_roll_back: bool = True
     keep_old_blue_for: Duration = timedelta(hours=1)  # after success, as OLD_PROD
     keep_failed_green_for: Duration = timedelta(hours=2)  # after a rollback, so people can read logs
 

@@ -22,9 +22,7 @@ POLICY = RolloutPolicy()
 ALPHA = POLICY.per_look_alpha()
 
 
-def dm(
-    requests: int, errors: int = 0, latency: tuple[float, ...] = (), kind: str = "request"
-) -> DeploymentMetrics:
+def dm(requests: int, errors: int = 0, latency: tuple[float, ...] = (), kind: str = "request") -> DeploymentMetrics:
     return DeploymentMetrics(requests=requests, errors=errors, latency_ms=latency, latency_kind=kind)  # type: ignore[arg-type]
 
 
@@ -125,10 +123,7 @@ def test_resource_without_data_never_blocks_but_failure_does():
     failing = CheckResult(check="memory", verdict=Verdict.FAIL, summary="", required=False)
     assert overall([passing, no_data]) == Verdict.PASS
     assert overall([passing, no_data, failing]) == Verdict.FAIL
-    assert (
-        overall([CheckResult(check="errors", verdict=Verdict.NO_DATA, summary=""), no_data])
-        == Verdict.NO_DATA
-    )
+    assert overall([CheckResult(check="errors", verdict=Verdict.NO_DATA, summary=""), no_data]) == Verdict.NO_DATA
 
 
 def test_with_every_comparison_disabled_volume_still_gates():

@@ -37,9 +37,7 @@ def healthy(rng_seed: int = 0, green_requests: int = 2000, **green_kw: float) ->
     )
 
 
-def at(
-    rollout: Rollout, phase: P, step: int = -1, policy: RolloutPolicy = POLICY, **extra: object
-) -> Rollout:
+def at(rollout: Rollout, phase: P, step: int = -1, policy: RolloutPolicy = POLICY, **extra: object) -> Rollout:
     """A rollout positioned in a stage, holding that stage's confirmed split."""
     from shared.rollout.machine import split_for
 
@@ -169,9 +167,7 @@ def test_smoke_test_pass_starts_mirroring():
 
 def test_unconfirmed_traffic_is_ordered_again_until_seen():
     rollout = at(started(), P.MIRRORING).model_copy(update={"traffic_confirmed": False})
-    stale = Observation(
-        endpoint=endpoint_state(deployments={"blue": "Succeeded", rollout.green: "Succeeded"})
-    )
+    stale = Observation(endpoint=endpoint_state(deployments={"blue": "Succeeded", rollout.green: "Succeeded"}))
     decision = decide(rollout, POLICY, stale, T0 + minutes(1))
     assert traffic_of(decision) == rollout.desired
     seen = decide(rollout, POLICY, observe(rollout), T0 + minutes(1))
@@ -346,9 +342,9 @@ def test_terminal_cleanup_deletes_when_due_and_untouched():
     ).rollout
     assert finished.phase == P.ROLLED_BACK
     early = decide(finished, POLICY, observe(finished), T0 + minutes(30))
-    assert early.actions == ()
+    assert not any(isinstance(a, DeleteDeployment) for a in early.actions)
     due = decide(finished, POLICY, observe(finished), T0 + timedelta(hours=3))
-    assert due.actions == (DeleteDeployment(name=finished.green),)
+    assert [a for a in due.actions if isinstance(a, DeleteDeployment)] == [DeleteDeployment(name=finished.green)]
     assert due.rollout.phase == P.ROLLED_BACK
     gone = decide(due.rollout, POLICY, Observation(endpoint=endpoint_state()), T0 + timedelta(hours=3))
     assert gone.rollout.cleanup == ()
@@ -359,9 +355,7 @@ def test_cleanup_never_deletes_a_deployment_that_carries_traffic_again():
     finished = started().model_copy(update={"phase": P.SUCCEEDED})
     from shared.rollout.model import PendingDelete
 
-    finished = finished.model_copy(
-        update={"cleanup": (PendingDelete(deployment="blue", not_before=T0, why="x"),)}
-    )
+    finished = finished.model_copy(update={"cleanup": (PendingDelete(deployment="blue", not_before=T0, why="x"),)})
     obs = Observation(endpoint=endpoint_state(live={"blue": 100}, deployments={"blue": "Succeeded"}))
     decision = decide(finished, POLICY, obs, T0 + timedelta(hours=2))
     assert decision.actions == ()
@@ -406,9 +400,7 @@ def test_command_table(phase, step, command, lands_in):
     ],
 )
 def test_commands_refused_in_the_wrong_phase(phase, command, message):
-    rollout = at(
-        started(), phase, 0 if phase == P.CANARY else -1, resume_to=P.CANARY if phase == P.PAUSED else None
-    )
+    rollout = at(started(), phase, 0 if phase == P.CANARY else -1, resume_to=P.CANARY if phase == P.PAUSED else None)
     with pytest.raises(CommandRejectedError, match=message):
         apply_command(rollout, POLICY, command, T0, actor="ana")
 
@@ -465,3 +457,25 @@ def test_hold_reasons_are_recorded_once_not_every_minute():
     second = decide(first.rollout, POLICY, observe(first.rollout), T0 + minutes(2))
     assert first.record
     assert not second.record
+
+
+def test_lost_role_tags_are_reapplied_but_never_over_a_newer_tag():
+    from shared.rollout.model import PendingDelete
+    from shared.rollout.observation import DeploymentState
+
+    done = at(started(), P.SUCCEEDED).model_copy(
+        update={"cleanup": (PendingDelete(deployment="blue", not_before=T0 + timedelta(hours=1), why="x"),)}
+    )
+
+    def with_tag(tag: str | None) -> Observation:
+        obs = observe(done)
+        deployments = dict(obs.endpoint.deployments)
+        deployments[done.green] = DeploymentState(
+            name=done.green, provisioning_state="Succeeded", tags={"rollout-role": tag} if tag else {}
+        )
+        return Observation(endpoint=obs.endpoint.model_copy(update={"deployments": deployments}))
+
+    lost = decide(done, POLICY, with_tag("RELEASE_CANDIDATE"), T0 + minutes(5))
+    assert TagDeployment(name=done.green, tags={"rollout-role": "PROD_DEPLOYMENT"}) in lost.actions
+    newer = decide(done, POLICY, with_tag("OLD_PROD"), T0 + minutes(5))
+    assert not any(isinstance(a, TagDeployment) for a in newer.actions)

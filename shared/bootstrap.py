@@ -1,0 +1,117 @@
+"""Composition root: builds the service from settings, lazily, once. Tests and the demo replace it
+with set_service(). Nothing here runs at import time."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shared.service import RolloutService
+from shared.settings import Settings
+from shared.targets import PolicyFile, load_policy_file
+
+log = logging.getLogger("safe_rollout")
+_holder: dict[str, RolloutService | None] = {"service": None}
+_lock = threading.Lock()
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class CachedPolicyFile:
+    """Re-read the policy file when it changes; a broken edit keeps the last good file in use."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._mtime: float | None = None
+        self._current: PolicyFile | None = None
+
+    def __call__(self) -> PolicyFile:
+        mtime = self._path.stat().st_mtime if self._path.exists() else None
+        if self._current is None or mtime != self._mtime:
+            try:
+                self._current = load_policy_file(self._path)
+                self._mtime = mtime
+            except ValueError:
+                if self._current is None:
+                    raise
+                log.exception("policy file %s is invalid; still using the last valid one", self._path)
+        return self._current
+
+
+def build_service(settings: Settings, *, transport: Any = None, clock: Any = None) -> RolloutService:
+    from shared.adapters.azureml import AzureMLGateway
+    from shared.adapters.credentials import make_credential
+    from shared.adapters.eventgrid import EventGridPublisher, NoopPublisher
+    from shared.adapters.monitor import MonitorMetrics
+    from shared.adapters.table_store import table_store, table_store_with_credential
+    from shared.store import RolloutStoreImpl
+
+    policies = CachedPolicyFile(settings.policy_file)
+    policies()  # fail now, with the file's name, rather than on the first event
+    credential = make_credential(settings.credential)
+    store: RolloutStoreImpl
+    if settings.storage_connection:
+        store = table_store(settings.storage_connection, settings.table_name)
+    else:
+        assert settings.storage_account_url is not None
+        store = table_store_with_credential(settings.storage_account_url, credential, settings.table_name)
+    events: Any = NoopPublisher()
+    if settings.eventgrid_endpoint:
+        if settings.eventgrid_key:
+            from azure.core.credentials import AzureKeyCredential
+
+            events = EventGridPublisher(settings.eventgrid_endpoint, AzureKeyCredential(settings.eventgrid_key))
+        else:
+            events = EventGridPublisher(settings.eventgrid_endpoint, credential)
+    templates = {t.endpoint: t.template for t in policies().targets if t.template and t.endpoint}
+    gateway = AzureMLGateway(
+        credential,
+        transport=transport,
+        polling_interval=settings.polling_interval,
+        first_deployment_template=next(iter(templates.values()), None),
+    )
+    metrics = MonitorMetrics(
+        credential,
+        metrics_endpoint=settings.metrics_endpoint,
+        logs_workspace_id=settings.log_analytics_workspace_id,
+        logs_endpoint=settings.logs_endpoint,
+        transport=transport,
+    )
+    return RolloutService(
+        store=store,
+        gateway=gateway,
+        metrics=metrics,
+        events=events,
+        clock=clock or SystemClock(),
+        policies=policies,
+        max_concurrency=settings.max_concurrency,
+        tick_budget_seconds=settings.tick_budget_seconds,
+    )
+
+
+def get_service() -> RolloutService:
+    with _lock:
+        service = _holder["service"]
+        if service is None:
+            service = _holder["service"] = build_service(Settings.from_env())
+        return service
+
+
+def set_service(service: RolloutService | None) -> None:
+    """Replace the service (tests, the demo); None rebuilds from settings on next use."""
+    with _lock:
+        _holder["service"] = service
+
+
+def alert_secret() -> str | None:
+    """Read on its own, so a webhook call never depends on the rest of the settings."""
+    import os
+
+    secret = os.environ.get("SAFE_ROLLOUT_ALERT_SECRET", "").strip()
+    return secret if len(secret) >= 16 else None

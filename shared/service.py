@@ -1,0 +1,533 @@
+"""The imperative shell around decide(): load (with ETag), observe, decide, save, act, publish.
+
+Order of a change: the decision is saved first (ETag-guarded, with its audit row), then carried out.
+Whoever wins the save is the one who acts, so a timer tick and an alert cannot both act on stale
+state. Every action is idempotent and traffic is level-triggered (see shared/rollout/machine.py), so
+a tick that dies after saving is finished by the next one. The endpoint itself has no ETag: after a
+traffic change we re-read the rollout and, if someone saved a newer decision meanwhile, re-apply
+its split, so the last word on traffic is always the latest decision's (rollback wins).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.payloads import AlertNotice, ModelRegistration
+from shared.ports import (
+    AlreadyExistsError,
+    Clock,
+    ConflictError,
+    DecisionRecord,
+    EndpointGateway,
+    EventPublisher,
+    MetricsQuery,
+    MetricsSource,
+    ProviderError,
+    RolloutStore,
+    StoredRollout,
+)
+from shared.rollout import machine
+from shared.rollout.actions import (
+    Action,
+    CreateDeployment,
+    Decision,
+    DeleteDeployment,
+    SetTraffic,
+    TagDeployment,
+)
+from shared.rollout.analysis import WindowMetrics
+from shared.rollout.machine import CommandKind, CommandRejectedError, StartRejectedError
+from shared.rollout.model import EndpointRef, Rollout, RolloutPhase
+from shared.rollout.observation import EndpointState, Observation
+from shared.rollout.policy import RolloutPolicy
+from shared.targets import PolicyFile
+
+log = logging.getLogger("safe_rollout")
+ACTION_ORDER: dict[type[Any], int] = {SetTraffic: 0, TagDeployment: 1, CreateDeployment: 2, DeleteDeployment: 3}
+SAVE_RETRIES = 3
+
+
+class NotFoundError(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    status: str  # started | duplicate | ignored | rejected | superseded
+    message: str
+    rollout_id: str | None = None
+
+
+@dataclass
+class TickReport:
+    due: int = 0
+    reconciled: int = 0
+    conflicts: int = 0
+    failed: int = 0
+    deferred: int = 0  # left for the next tick: the time budget ran out
+    metrics_calls: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _version_key(version: str) -> tuple[int, int | str]:
+    return (0, int(version)) if version.isdigit() else (1, version)
+
+
+def _record(before: Rollout, decision: Decision, now: datetime) -> DecisionRecord:
+    return DecisionRecord(
+        seq=decision.rollout.decisions,
+        at=now,
+        actor=decision.actor,
+        from_phase=before.phase,
+        to_phase=decision.rollout.phase,
+        reason=decision.reason[:4000],
+        traffic=decision.rollout.desired,
+        actions=tuple(_describe(a) for a in decision.actions),
+        events=tuple(e.type for e in decision.events),
+        evidence=decision.evidence,
+    )
+
+
+def _describe(action: Action) -> str:
+    if isinstance(action, SetTraffic):
+        return f"set traffic ({action.split.describe()})"
+    if isinstance(action, CreateDeployment):
+        return f"create {action.name} ({action.model.label})"
+    if isinstance(action, TagDeployment):
+        return f"tag {action.name} " + ", ".join(f"{k}={v}" for k, v in action.tags.items())
+    return f"delete {action.name}"
+
+
+class RolloutService:
+    def __init__(
+        self,
+        *,
+        store: RolloutStore,
+        gateway: EndpointGateway,
+        metrics: MetricsSource,
+        events: EventPublisher,
+        clock: Clock,
+        policies: PolicyFile | Callable[[], PolicyFile],
+        max_concurrency: int = 8,
+        tick_budget_seconds: float = 240.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.gateway = gateway
+        self.metrics = metrics
+        self.events = events
+        self.clock = clock
+        self._policies = policies
+        self.max_concurrency = max_concurrency
+        self.tick_budget_seconds = tick_budget_seconds
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+
+    @property
+    def policies(self) -> PolicyFile:
+        return self._policies() if callable(self._policies) else self._policies
+
+    # -- carrying out a decision ------------------------------------------------------------------
+
+    def _commit(self, stored: StoredRollout, decision: Decision, *, markers: Sequence[str] = ()) -> StoredRollout:
+        """Save (ETag), then act, then publish. ConflictError if someone saved first: nothing done."""
+        now = self.clock.now()
+        record = _record(stored.rollout, decision, now) if decision.record else None
+        if not decision.record and not decision.actions and decision.rollout == stored.rollout and not markers:
+            return stored
+        saved = self.store.save(stored, decision.rollout, record, markers=markers)
+        if record is not None:
+            log.info(
+                "rollout %s [%s] %s -> %s: %s",
+                stored.rollout.id,
+                stored.rollout.endpoint.name,
+                stored.rollout.phase,
+                decision.rollout.phase,
+                decision.reason,
+            )
+        self._act(saved.rollout, decision.actions)
+        if decision.changes_traffic:
+            self._reassert(saved)
+        self.events.publish(decision.events)
+        return saved
+
+    def _act(self, rollout: Rollout, actions: Sequence[Action]) -> None:
+        """Traffic first, teardown last. A failed action stops the rest; the next tick retries."""
+        for action in sorted(actions, key=lambda a: ACTION_ORDER[type(a)]):
+            try:
+                if isinstance(action, SetTraffic):
+                    self.gateway.set_traffic(rollout.endpoint, action.split)
+                elif isinstance(action, CreateDeployment):
+                    self.gateway.create_deployment(rollout.endpoint, action)
+                elif isinstance(action, TagDeployment):
+                    self.gateway.tag_deployment(rollout.endpoint, action.name, action.tags)
+                else:
+                    self.gateway.delete_deployment(rollout.endpoint, action.name)
+            except ProviderError as exc:
+                log.warning("rollout %s: %s failed, will retry next tick: %s", rollout.id, _describe(action), exc)
+                return
+
+    def _reassert(self, saved: StoredRollout) -> None:
+        """The endpoint has no ETag: if a newer decision was saved while we set traffic, ours may
+        have landed after theirs. Re-apply the newest decision's split."""
+        latest = self.store.get(saved.rollout.id)
+        if latest is None or latest.etag == saved.etag:
+            return
+        if latest.rollout.desired != saved.rollout.desired:
+            log.warning(
+                "rollout %s: a newer decision (%s) was saved while we set traffic; re-applying its split",
+                saved.rollout.id,
+                latest.rollout.phase,
+            )
+            try:
+                self.gateway.set_traffic(latest.rollout.endpoint, latest.rollout.desired)
+            except ProviderError as exc:
+                log.warning("rollout %s: re-applying traffic failed, next tick retries: %s", saved.rollout.id, exc)
+
+    # -- observing --------------------------------------------------------------------------------
+
+    def _observe_endpoint(self, stored: StoredRollout) -> Observation:
+        rollout, policy = stored.rollout, stored.policy
+        try:
+            endpoint = self.gateway.read_endpoint(rollout.endpoint)
+        except ProviderError as exc:
+            return Observation(endpoint_error=str(exc))
+        observation = Observation(endpoint=endpoint)
+        if endpoint is not None and self._wants_smoke_test(rollout, policy, endpoint):
+            assert policy.smoke_test is not None
+            try:
+                smoke = self.gateway.smoke_test(rollout.endpoint, rollout.green, policy.smoke_test.requests)
+            except ProviderError as exc:
+                log.warning("rollout %s: smoke test could not run, will retry: %s", rollout.id, exc)
+            else:
+                observation = observation.model_copy(update={"smoke": smoke})
+        return observation
+
+    @staticmethod
+    def _wants_smoke_test(rollout: Rollout, policy: RolloutPolicy, endpoint: EndpointState) -> bool:
+        green = endpoint.deployment(rollout.green)
+        return (
+            rollout.phase == RolloutPhase.PENDING
+            and policy.smoke_test is not None
+            and rollout.smoke_passed is None
+            and green is not None
+            and green.provisioning_state == "Succeeded"
+        )
+
+    def _metrics_query(self, stored: StoredRollout) -> MetricsQuery | None:
+        window = machine.analysis_window(stored.rollout, stored.policy, self.clock.now())
+        if window is None:
+            return None
+        r, p = stored.rollout, stored.policy
+        return MetricsQuery(
+            endpoint=r.endpoint,
+            blue=r.blue,
+            green=r.green,
+            start=window[0],
+            end=window[1],
+            error_codes=p.errors.status_codes,
+            percentile=p.latency.percentile,
+        )
+
+    def _with_metrics(self, pairs: list[tuple[StoredRollout, Observation]]) -> list[tuple[StoredRollout, Observation]]:
+        """One batched metrics fetch for every rollout whose window is ready."""
+        wanted = [
+            (i, q)
+            for i, (s, o) in enumerate(pairs)
+            if o.endpoint is not None and (q := self._metrics_query(s)) is not None
+        ]
+        if not wanted:
+            return pairs
+        results = self.metrics.fetch([q for _, q in wanted])
+        out = list(pairs)
+        for (i, _), result in zip(wanted, results, strict=True):
+            stored, obs = out[i]
+            if isinstance(result, WindowMetrics):
+                out[i] = (stored, obs.model_copy(update={"metrics": result}))
+            else:
+                out[i] = (stored, obs.model_copy(update={"metrics_error": str(result)}))
+        return out
+
+    # -- reconcile --------------------------------------------------------------------------------
+
+    def reconcile_one(self, rollout_id: str) -> StoredRollout:
+        stored = self.store.get(rollout_id)
+        if stored is None:
+            raise NotFoundError(rollout_id)
+        ((stored, obs),) = self._with_metrics([(stored, self._observe_endpoint(stored))])
+        return self._commit(stored, machine.decide(stored.rollout, stored.policy, obs, self.clock.now()))
+
+    def reconcile_all(self) -> TickReport:
+        """One timer tick: every due rollout, bounded concurrency, one failure never blocks the
+        others, and no new work once the time budget is spent."""
+        started = self._monotonic()
+        report = TickReport()
+        due = self.store.find(due_only=True)
+        report.due = len(due)
+
+        def in_budget() -> bool:
+            return self._monotonic() - started < self.tick_budget_seconds
+
+        def observe(stored: StoredRollout) -> tuple[StoredRollout, Observation] | None:
+            if not in_budget():
+                return None
+            return stored, self._observe_endpoint(stored)
+
+        with ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="reconcile") as pool:
+            observed = [o for o in pool.map(self._guard(observe, report), due) if o is not None]
+            report.deferred = len(due) - len(observed)
+            try:
+                with_metrics = self._with_metrics(observed)
+            except Exception:  # a bug in the metrics path must not stop traffic decisions
+                log.exception("metrics fetch failed for the whole tick; deciding without metrics")
+                with_metrics = [
+                    (s, o.model_copy(update={"metrics_error": "metrics fetch failed"})) for s, o in observed
+                ]
+            report.metrics_calls = int(getattr(self.metrics, "calls", {}).get("metrics", 0))
+
+            def decide_and_act(pair: tuple[StoredRollout, Observation]) -> str:
+                if not in_budget():
+                    return "deferred"
+                stored, obs = pair
+                try:
+                    self._commit(stored, machine.decide(stored.rollout, stored.policy, obs, self.clock.now()))
+                except ConflictError:
+                    return "conflict"
+                return "ok"
+
+            for outcome in pool.map(self._guard(decide_and_act, report), with_metrics):
+                if outcome == "ok":
+                    report.reconciled += 1
+                elif outcome == "conflict":
+                    report.conflicts += 1
+                elif outcome == "deferred":
+                    report.deferred += 1
+        if report.deferred:
+            log.warning(
+                "tick ran out of its %.0fs budget: %d rollout(s) left for the next tick",
+                self.tick_budget_seconds,
+                report.deferred,
+            )
+        return report
+
+    @staticmethod
+    def _guard(fn: Callable[[Any], Any], report: TickReport) -> Callable[[Any], Any]:
+        def run(item: Any) -> Any:
+            try:
+                return fn(item)
+            except Exception as exc:  # one failing rollout never blocks the others
+                stored = item[0] if isinstance(item, tuple) else item
+                rid = getattr(getattr(stored, "rollout", None), "id", "?")
+                log.exception("rollout %s: reconcile failed", rid)
+                report.failed += 1
+                report.errors.append(f"{rid}: {type(exc).__name__}: {exc}")
+                return None
+
+        return run
+
+    # -- start ------------------------------------------------------------------------------------
+
+    def start(self, registration: ModelRegistration) -> StartOutcome:
+        """Start (or supersede into) a rollout for a registered model version. Idempotent.
+        Raises ProviderError if Azure cannot be read (Event Grid retries); nothing is written then."""
+        matched = self.policies.match(registration.workspace, registration.model.name, registration.tags)
+        if isinstance(matched, str):
+            log.info("ignored %s (event %s): %s", registration.model.label, registration.event_id, matched)
+            return StartOutcome("ignored", matched)
+        _, endpoint_name, policy = matched
+        endpoint_ref = EndpointRef(workspace=registration.workspace, name=endpoint_name)
+        rollout_id = machine.rollout_id_for(endpoint_ref, registration.model)
+        if self.store.get(rollout_id) is not None:
+            msg = f"{registration.model.label} already has rollout {rollout_id} on {endpoint_name}"
+            log.info("duplicate (event %s): %s", registration.event_id, msg)
+            return StartOutcome("duplicate", msg, rollout_id)
+        active = self.store.active_for(endpoint_ref)
+        if active is not None:
+            return self._supersede(active, registration, endpoint_ref, policy)
+        endpoint = self.gateway.read_endpoint(endpoint_ref)
+        if endpoint is None:
+            msg = f"endpoint {endpoint_name} does not exist in workspace {registration.workspace.workspace}"
+            log.warning("rejected %s: %s", registration.model.label, msg)
+            return StartOutcome("rejected", msg)
+        now = self.clock.now()
+        try:
+            decision = machine.plan_start(
+                endpoint_ref,
+                registration.model,
+                endpoint,
+                policy,
+                now,
+                trigger=f"event:{registration.event_id}",
+            )
+        except StartRejectedError as exc:
+            log.warning("rejected %s: %s", registration.model.label, exc)
+            return StartOutcome("rejected", str(exc))
+        record = _record(decision.rollout, decision, now)
+        try:
+            saved = self.store.create(decision.rollout, policy, record)
+        except AlreadyExistsError as exc:
+            log.info("duplicate (event %s): %s", registration.event_id, exc)
+            return StartOutcome("duplicate", str(exc), rollout_id)
+        log.info("rollout %s started: %s", rollout_id, decision.reason)
+        # Green's creation is started here and never waited for; if it fails to start, the timer
+        # sees green missing and starts it again.
+        self._act(saved.rollout, decision.actions)
+        self.events.publish(decision.events)
+        return StartOutcome("started", decision.reason, rollout_id)
+
+    def _supersede(
+        self,
+        active: StoredRollout,
+        registration: ModelRegistration,
+        endpoint_ref: EndpointRef,
+        policy: RolloutPolicy,
+    ) -> StartOutcome:
+        current = active.rollout
+        label = registration.model.label
+        if current.model.name != registration.model.name or _version_key(registration.model.version) <= _version_key(
+            current.model.version
+        ):
+            msg = (
+                f"endpoint {endpoint_ref.name} is busy with {current.model.label} ({current.phase}); "
+                f"{label} is not a newer version of it"
+            )
+            log.info("ignored %s: %s", label, msg)
+            return StartOutcome("ignored", msg, current.id)
+        if active.policy.on_newer_version == "ignore":
+            msg = f"endpoint {endpoint_ref.name} is busy with {current.model.label}; the policy ignores newer versions"
+            log.info("ignored %s: %s", label, msg)
+            return StartOutcome("ignored", msg, current.id)
+        endpoint = self.gateway.read_endpoint(endpoint_ref)
+        if endpoint is None:
+            return StartOutcome("rejected", f"endpoint {endpoint_ref.name} does not exist")
+        now = self.clock.now()
+        old = machine.supersede(current, registration.model, now)
+        new = machine.plan_start(
+            endpoint_ref,
+            registration.model,
+            endpoint,
+            policy,
+            now,
+            trigger=f"event:{registration.event_id}",
+            blue_hint=current.blue,
+        )
+        try:
+            self.store.create(
+                new.rollout,
+                policy,
+                _record(new.rollout, new, now),
+                replacing=(active, old.rollout, _record(current, old, now)),
+            )
+        except ConflictError as exc:
+            raise ProviderError(f"the endpoint's rollout changed while superseding it; retry: {exc}") from exc
+        log.info("rollout %s superseded by %s (%s)", current.id, new.rollout.id, label)
+        self._act(old.rollout, old.actions)  # traffic back to blue first
+        self._act(new.rollout, new.actions)
+        self.events.publish([*old.events, *new.events])
+        return StartOutcome("superseded", f"{current.model.label} superseded by {label}", new.rollout.id)
+
+    # -- commands and alerts ----------------------------------------------------------------------
+
+    def command(self, rollout_id: str, kind: CommandKind, *, actor: str, reason: str = "") -> StoredRollout:
+        """A person's command. NotFoundError, CommandRejectedError (not in this phase) or
+        ConflictError (lost every retry of a race)."""
+        for _ in range(SAVE_RETRIES):
+            stored = self.store.get(rollout_id)
+            if stored is None:
+                raise NotFoundError(rollout_id)
+            decision = machine.apply_command(
+                stored.rollout, stored.policy, kind, self.clock.now(), actor=actor, reason=reason
+            )
+            try:
+                saved = self._commit(stored, decision)
+            except ConflictError:
+                continue
+            return self._settle(saved)
+        raise ConflictError(f"rollout {rollout_id} kept changing; try again")
+
+    def _settle(self, saved: StoredRollout) -> StoredRollout:
+        """After a rollback order, look once more so the answer can say where traffic now is."""
+        if saved.rollout.phase != RolloutPhase.ROLLING_BACK:
+            return saved
+        try:
+            return self.reconcile_one(saved.rollout.id)
+        except ConflictError:
+            return self.store.get(saved.rollout.id) or saved
+
+    def alert(self, notice: AlertNotice) -> list[dict[str, str]]:
+        """Roll back every active rollout the alert is about; record Resolved. Idempotent on
+        alertId + monitorCondition. Returns what happened per matched rollout."""
+        targets = set(notice.target_ids)
+        outcomes: list[dict[str, str]] = []
+        for stored in self.store.find(due_only=True):
+            rollout = stored.rollout
+            if rollout.phase.terminal:
+                continue
+            green_id = rollout.endpoint.deployment_arm_id(rollout.green).lower()
+            endpoint_id = rollout.endpoint.arm_id.lower()
+            about_green = green_id in targets or (
+                endpoint_id in targets and rollout.green.lower() in notice.deployments
+            )
+            endpoint_wide = endpoint_id in targets and not notice.deployments
+            if not about_green and not (endpoint_wide and stored.policy.endpoint_alerts_roll_back):
+                continue
+            outcomes.append({"rollout": rollout.id, "outcome": self._alert_one(stored, notice)})
+        if not outcomes:
+            log.info(
+                "alert %s (%s, %s) about %s matches no active rollout: ignored",
+                notice.alert_id,
+                notice.rule,
+                notice.condition,
+                ", ".join(notice.target_ids) or "no resources",
+            )
+        return outcomes
+
+    def _alert_one(self, stored: StoredRollout, notice: AlertNotice) -> str:
+        key = notice.idempotency_key
+        actor = f"alert:{notice.rule or notice.alert_id}"
+        for _ in range(SAVE_RETRIES):
+            if self.store.has_marker(stored.rollout.endpoint, key):
+                return "duplicate"
+            now = self.clock.now()
+            if notice.condition == "Fired":
+                try:
+                    decision = machine.apply_command(
+                        stored.rollout,
+                        stored.policy,
+                        CommandKind.ROLLBACK,
+                        now,
+                        actor=actor,
+                        reason=f"alert {notice.rule} fired ({notice.severity})",
+                    )
+                except CommandRejectedError as exc:
+                    decision = machine.annotate(stored.rollout, now, f"alert {notice.rule} fired: {exc}", actor)
+            else:
+                decision = machine.annotate(stored.rollout, now, f"alert {notice.rule} resolved", actor)
+            try:
+                saved = self._commit(stored, decision, markers=[key])
+            except ConflictError:
+                fresh = self.store.get(stored.rollout.id)
+                if fresh is None:
+                    return "gone"
+                stored = fresh
+                continue
+            if notice.condition == "Fired":
+                saved = self._settle(saved)
+                return f"rolled back ({saved.rollout.phase})"
+            return "recorded"
+        return "conflict"
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def get(self, rollout_id: str) -> StoredRollout:
+        stored = self.store.get(rollout_id)
+        if stored is None:
+            raise NotFoundError(rollout_id)
+        return stored

@@ -1,0 +1,58 @@
+"""What the API shows of a rollout: status, split, stage and the decision history with evidence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.ports import DecisionRecord, StoredRollout
+from shared.rollout.machine import max_green_live
+
+
+def stage_of(stored: StoredRollout) -> str:
+    r, p = stored.rollout, stored.policy
+    if r.phase == "Canary" and 0 <= r.step < len(p.steps):
+        return f"canary {p.steps[r.step].percent}%"
+    if r.phase == "Mirroring" and p.mirror:
+        return f"mirror {p.mirror.percent}%"
+    return str(r.phase)
+
+
+def rollout_view(stored: StoredRollout, decisions: list[DecisionRecord] | None = None) -> dict[str, Any]:
+    r = stored.rollout
+    view: dict[str, Any] = {
+        "id": r.id,
+        "endpoint": r.endpoint.name,
+        "workspace": r.endpoint.workspace.arm_id,
+        "model": {"name": r.model.name, "version": r.model.version},
+        "phase": str(r.phase),
+        "stage": stage_of(stored),
+        "blue": r.blue,
+        "green": r.green,
+        "traffic": {"live": r.desired.live, "mirror": r.desired.mirror, "confirmed": r.traffic_confirmed},
+        "maxGreenLive": max_green_live(r, stored.policy),
+        "reason": r.last_reason,
+        "createdAt": r.created_at.isoformat(),
+        "updatedAt": r.updated_at.isoformat(),
+        "finishedAt": r.finished_at.isoformat() if r.finished_at else None,
+        "pendingCleanup": [
+            {"deployment": c.deployment, "notBefore": c.not_before.isoformat(), "why": c.why} for c in r.cleanup
+        ],
+    }
+    if decisions is not None:
+        view["policy"] = stored.policy.model_dump(mode="json")
+        view["decisions"] = [
+            {
+                "seq": d.seq,
+                "at": d.at.isoformat(),
+                "actor": d.actor,
+                "from": str(d.from_phase),
+                "to": str(d.to_phase),
+                "reason": d.reason,
+                "traffic": {"live": d.traffic.live, "mirror": d.traffic.mirror},
+                "actions": list(d.actions),
+                "events": list(d.events),
+                "evidence": [e.model_dump(mode="json") for e in d.evidence],
+            }
+            for d in decisions
+        ]
+    return view
