@@ -207,9 +207,7 @@ class Emulator:
     def set_scenario(self, endpoint: str, deployment: str, scenario: Scenario) -> None:
         self.sim.set_scenario(endpoint, deployment, scenario)
 
-    def set_traffic_by_hand(
-        self, endpoint: str, live: dict[str, int], mirror: dict[str, int] | None = None
-    ) -> None:
+    def set_traffic_by_hand(self, endpoint: str, live: dict[str, int], mirror: dict[str, int] | None = None) -> None:
         """A person changing the split in the portal."""
         with self._lock:
             props = self.endpoints[endpoint.lower()].body["properties"]
@@ -307,9 +305,7 @@ class Emulator:
                 res.body["properties"]["provisioningState"] = op.outcome
         op.outcome = "Done" if op.outcome == "Succeeded" else op.outcome
 
-    def _start_operation(
-        self, kind: str, resource: str, duration: timedelta, outcome: str = "Succeeded"
-    ) -> Operation:
+    def _start_operation(self, kind: str, resource: str, duration: timedelta, outcome: str = "Succeeded") -> Operation:
         op = Operation(uuid.uuid4().hex, kind, resource.lower(), self.clock.now() + duration, outcome)
         self.operations[op.id] = op
         if duration <= timedelta(0) and outcome != "Hung":
@@ -318,8 +314,7 @@ class Emulator:
 
     def _operation_urls(self, op: Operation) -> dict[str, str]:
         base = (
-            f"https://management.azure.com/subscriptions/{self.subscription}/providers/{ML_PROVIDER}"
-            f"/locations/{REGION}"
+            f"https://management.azure.com/subscriptions/{self.subscription}/providers/{ML_PROVIDER}/locations/{REGION}"
         )
         return {
             "Azure-AsyncOperation": f"{base}/mfeOperationsStatus/{op.id}?api-version=2025-12-01",
@@ -375,9 +370,7 @@ class Emulator:
         m2 = re.match(r"^/models/([^/]+)/versions/([^/]+)$", rest, re.IGNORECASE)
         if m2 and method == "GET":
             model = self.models.get((m2[1].lower(), m2[2]))
-            return (
-                _json(200, model) if model else _error(404, "UserError", f"Model {m2[1]}:{m2[2]} not found")
-            )
+            return _json(200, model) if model else _error(404, "UserError", f"Model {m2[1]}:{m2[2]} not found")
         m2 = re.match(r"^/onlineEndpoints(?:/(?P<ep>[^/]+))?(?P<tail>/.*)?$", rest, re.IGNORECASE)
         if not m2:
             return _error(404, "ResourceNotFound", f"no resource at {path}")
@@ -496,17 +489,16 @@ class Emulator:
                         f"Deployment {deployment} does not exist in endpoint {name}; cannot route traffic",
                     )
             created = res is None
+            previous = self.current_split(name)
             if not created and not is_valid_resource_name(name):
                 return _error(400, "BadArgument", f"invalid endpoint name {name}")
             new_body = self._endpoint_body(name, body)
             new_body["properties"]["provisioningState"] = "Creating" if created else "Updating"
             self.endpoints[key] = Resource(new_body, res.created if res else self.clock.now())
             self.sim.set_rpm(name, self.sim.endpoints.get(key).rpm if key in self.sim.endpoints else 600.0)
-            if split != self.current_split(name):
+            if split != previous:
                 self._record_split(name, split)
-            op = self._start_operation(
-                "create" if created else "update", self.endpoint_id(name), self.endpoint_update
-            )
+            op = self._start_operation("create" if created else "update", self.endpoint_id(name), self.endpoint_update)
             urls = self._operation_urls(op)
             return _json(
                 201 if created else 200,
@@ -620,9 +612,7 @@ class Emulator:
             model_id = str((body.get("properties") or {}).get("model") or "")
             mm = re.search(r"/models/([^/]+)/versions/([^/]+)$", model_id, re.IGNORECASE)
             if not mm or (mm[1].lower(), mm[2]) not in self.models:
-                return _error(
-                    400, "UserError", f"Model {model_id or '(none)'} was not found in the workspace"
-                )
+                return _error(400, "UserError", f"Model {model_id or '(none)'} was not found in the workspace")
             new_body = self._deployment_body(endpoint, name, body)
             new_body["properties"]["provisioningState"] = "Creating" if res is None else "Updating"
             self.deployments[key] = Resource(new_body, self.clock.now())
@@ -706,9 +696,7 @@ class Emulator:
             return _error(400, "BadRequest", "starttime and endtime are required (ISO 8601)")
         names = [n.strip() for n in query.get("metricnames", "").split(",") if n.strip()]
         namespace = query.get("metricnamespace", "")
-        values = [
-            self._metrics_for(rid, namespace, names, start, end, query.get("filter", "")) for rid in ids
-        ]
+        values = [self._metrics_for(rid, namespace, names, start, end, query.get("filter", "")) for rid in ids]
         return _json(200, {"values": values})
 
     def _metrics_for(
@@ -727,9 +715,7 @@ class Emulator:
             if m:
                 endpoint = m[1].lower()
                 if m[2]:
-                    timeseries = self._deployment_series(
-                        endpoint, m[2].lower(), metric, minutes, visible_until
-                    )
+                    timeseries = self._deployment_series(endpoint, m[2].lower(), metric, minutes, visible_until)
                 else:
                     timeseries = self._endpoint_series(endpoint, metric, minutes, visible_until, filt)
             value.append(
@@ -789,16 +775,10 @@ class Emulator:
         series: list[dict[str, Any]] = []
         for group, members in groups.items():
             stats = {t: s for t in minutes if (s := merged(members, t)) is not None}
-            meta = (
-                [{"name": {"value": "deployment", "localizedValue": "deployment"}, "value": group}]
-                if group
-                else []
-            )
+            meta = [{"name": {"value": "deployment", "localizedValue": "deployment"}, "value": group}] if group else []
             if metric == "RequestsPerMinute":
                 if by_status:
-                    keys: list[tuple[int, int] | None] = sorted(
-                        {c for s in stats.values() for c in s.by_status}
-                    )
+                    keys: list[tuple[int, int] | None] = sorted({c for s in stats.values() for c in s.by_status})
                 else:
                     keys = [None]
                 for key in keys:
@@ -809,9 +789,7 @@ class Emulator:
                             count = 0
                         else:
                             count = s.requests if key is None else s.by_status.get(key, 0)
-                        data.append(
-                            {"timeStamp": _iso(t), "total": count} if count else {"timeStamp": _iso(t)}
-                        )
+                        data.append({"timeStamp": _iso(t), "total": count} if count else {"timeStamp": _iso(t)})
                     dims = list(meta)
                     if key is not None:
                         code, model_code = key
@@ -853,9 +831,7 @@ class Emulator:
         if attr is None:
             return []
         stats = (
-            self.sim.minutes(endpoint, deployment, minutes[0], minutes[-1] + timedelta(minutes=1))
-            if minutes
-            else {}
+            self.sim.minutes(endpoint, deployment, minutes[0], minutes[-1] + timedelta(minutes=1)) if minutes else {}
         )
         data = []
         for t in minutes:
@@ -884,9 +860,7 @@ class Emulator:
         text = str((body or {}).get("query") or "")
         m = self._LOG_QUERY.search(text)
         if not m:
-            return _error(
-                400, "BadArgumentError", "The request had some invalid properties (query shape not emulated)"
-            )
+            return _error(400, "BadArgumentError", "The request had some invalid properties (query shape not emulated)")
         start, end = _parse_time(m["start"]), _parse_time(m["end"])
         end = min(end, self.clock.now() - self.metrics_lag)
         deployments = re.findall(r'"([A-Za-z0-9-]+)"', m["deployments"])

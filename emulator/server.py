@@ -40,9 +40,7 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=2))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -51,9 +49,7 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
     cert_path, key_path = directory / "emulator.crt", directory / "emulator.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
 
@@ -114,9 +110,7 @@ def main() -> int:
     parser.add_argument("--cert-dir", type=Path, default=Path(".emulator"))
     args = parser.parse_args()
     serve(Emulator(SimClock()), args.port, args.cert_dir)
-    print(
-        f"emulator on https://127.0.0.1:{args.port} (CA bundle {args.cert_dir / 'emulator.crt'})", flush=True
-    )
+    print(f"emulator on https://127.0.0.1:{args.port} (CA bundle {args.cert_dir / 'emulator.crt'})", flush=True)
     threading.Event().wait()
     return 0
 

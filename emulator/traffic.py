@@ -169,9 +169,7 @@ class TrafficSimulator:
             tail = self.rng.random(n) < sc.tail_rate
             latencies[tail] *= sc.tail_multiplier
         live_errors = sc.live_error_rate if live else 0.0
-        bad = np.clip(
-            np.array([sc.error_rate, sc.model_error_rate + live_errors, sc.timeout_rate, throttle]), 0, 1
-        )
+        bad = np.clip(np.array([sc.error_rate, sc.model_error_rate + live_errors, sc.timeout_rate, throttle]), 0, 1)
         if bad.sum() > 1:
             bad = bad / bad.sum()
         outcome = self.rng.multinomial(n, [*bad, max(0.0, 1.0 - float(bad.sum()))])
@@ -188,9 +186,7 @@ class TrafficSimulator:
         stats.latencies.extend(float(x) for x in latencies)
         if live:
             self.user_answers[key] += n
-            self.user_errors[key] += sum(
-                int(c) for c, (code, _) in zip(outcome, codes, strict=True) if code >= 408
-            )
+            self.user_errors[key] += sum(int(c) for c, (code, _) in zip(outcome, codes, strict=True) if code >= 408)
         keep = min(n, self.MAX_LOG_ROWS_PER_MINUTE)
         seconds = np.sort(self.rng.uniform(0, 60, keep))
         for i in range(keep):
@@ -216,18 +212,12 @@ class TrafficSimulator:
         sc = self.scenario(endpoint, deployment).at(active)
         stats = self.stats[key].setdefault(minute, MinuteStats())
         noise = self.rng.normal(0, 1.5, 2)
-        stats.cpu = float(
-            np.clip(sc.cpu_percent + sc.cpu_per_100rpm * stats.requests / 100 + noise[0], 0, 100)
-        )
-        stats.memory = float(
-            np.clip(sc.memory_percent + sc.memory_leak_per_hour * active / 60 + noise[1], 0, 100)
-        )
+        stats.cpu = float(np.clip(sc.cpu_percent + sc.cpu_per_100rpm * stats.requests / 100 + noise[0], 0, 100))
+        stats.memory = float(np.clip(sc.memory_percent + sc.memory_leak_per_hour * active / 60 + noise[1], 0, 100))
 
     # -- reading ------------------------------------------------------------------------------
 
-    def minutes(
-        self, endpoint: str, deployment: str, start: datetime, end: datetime
-    ) -> dict[datetime, MinuteStats]:
+    def minutes(self, endpoint: str, deployment: str, start: datetime, end: datetime) -> dict[datetime, MinuteStats]:
         series = self.stats.get((endpoint.lower(), deployment.lower()), {})
         return {m: s for m, s in series.items() if start <= m < end}
 

@@ -39,9 +39,7 @@ class EmulatorAdapter(BaseAdapter):
         response = requests.Response()
         response.status_code = status
         response.headers = CaseInsensitiveDict(headers)
-        response.raw = HTTPResponse(
-            body=io.BytesIO(payload), headers=headers, status=status, preload_content=False
-        )
+        response.raw = HTTPResponse(body=io.BytesIO(payload), headers=headers, status=status, preload_content=False)
         response._content = payload
         response.url = str(request.url)
         response.request = request

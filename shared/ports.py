@@ -53,9 +53,7 @@ class EndpointGateway(Protocol):
         """Start deleting; a deployment that is already gone is not an error."""
         ...
 
-    def smoke_test(
-        self, endpoint: EndpointRef, deployment: str, requests: Sequence[dict[str, Any]]
-    ) -> SmokeResult: ...
+    def smoke_test(self, endpoint: EndpointRef, deployment: str, requests: Sequence[dict[str, Any]]) -> SmokeResult: ...
 
 
 @dataclass(frozen=True)

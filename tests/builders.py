@@ -53,9 +53,7 @@ def observe(rollout: Rollout, states: dict[str, str] | None = None, **kw: Any) -
     endpoint = EndpointState(
         name=ENDPOINT.name,
         traffic=rollout.desired,
-        deployments={
-            n.lower(): DeploymentState(name=n, provisioning_state=s) for n, s in deployments.items()
-        },
+        deployments={n.lower(): DeploymentState(name=n, provisioning_state=s) for n, s in deployments.items()},
     )
     return Observation(endpoint=endpoint, **kw)
 

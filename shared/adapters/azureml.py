@@ -45,9 +45,7 @@ COPIED_FIELDS = (
 )
 
 
-_STATES = {
-    s.lower(): s for s in ("Creating", "Updating", "Scaling", "Deleting", "Succeeded", "Failed", "Canceled")
-}
+_STATES = {s.lower(): s for s in ("Creating", "Updating", "Scaling", "Deleting", "Succeeded", "Failed", "Canceled")}
 
 
 def _state(value: Any) -> str:
@@ -131,9 +129,7 @@ class AzureMLGateway:
         try:
             traffic = TrafficSplit(live=dict(ep.traffic or {}), mirror=dict(ep.mirror_traffic or {}))
         except ValueError as exc:
-            raise ProviderError(
-                f"endpoint {endpoint.name} reports a split Azure should refuse: {exc}"
-            ) from exc
+            raise ProviderError(f"endpoint {endpoint.name} reports a split Azure should refuse: {exc}") from exc
         states = {
             d.name.lower(): DeploymentState(
                 name=d.name,
@@ -163,9 +159,7 @@ class AzureMLGateway:
             ml.online_endpoints.begin_create_or_update(ep).result()
             after = ml.online_endpoints.get(endpoint.name)
         except AzureError as exc:
-            raise ProviderError(
-                f"setting traffic on {endpoint.name} ({split.describe()}): {_describe(exc)}"
-            ) from exc
+            raise ProviderError(f"setting traffic on {endpoint.name} ({split.describe()}): {_describe(exc)}") from exc
         return TrafficSplit(live=dict(after.traffic or {}), mirror=dict(after.mirror_traffic or {}))
 
     def create_deployment(self, endpoint: EndpointRef, action: CreateDeployment) -> None:
@@ -211,9 +205,7 @@ class AzureMLGateway:
             merged = {**{str(k): str(v) for k, v in (current.tags or {}).items()}, **tags}
             response = self._arm().send_request(HttpRequest("PATCH", url, json={"tags": merged}))
             if response.status_code >= 400:
-                raise ProviderError(
-                    f"tagging {deployment}: HTTP {response.status_code} {response.text()[:200]}"
-                )
+                raise ProviderError(f"tagging {deployment}: HTTP {response.status_code} {response.text()[:200]}")
         except AzureError as exc:
             raise ProviderError(f"tagging {deployment}: {_describe(exc)}") from exc
 
@@ -227,9 +219,7 @@ class AzureMLGateway:
         except AzureError as exc:
             raise ProviderError(f"deleting deployment {deployment}: {_describe(exc)}") from exc
 
-    def smoke_test(
-        self, endpoint: EndpointRef, deployment: str, requests: Sequence[dict[str, Any]]
-    ) -> SmokeResult:
+    def smoke_test(self, endpoint: EndpointRef, deployment: str, requests: Sequence[dict[str, Any]]) -> SmokeResult:
         from azure.core.exceptions import AzureError
         from azure.core.rest import HttpRequest
 

@@ -38,9 +38,7 @@ def is_error(status: str, model_status: str, codes: Iterable[str]) -> bool:
     return False
 
 
-def traffic_log_query(
-    endpoint: str, deployments: Sequence[str], start: datetime, end: datetime, sample: int
-) -> str:
+def traffic_log_query(endpoint: str, deployments: Sequence[str], start: datetime, end: datetime, sample: int) -> str:
     """KQL for per-request durations. Names are checked against Azure's naming rules (letters,
     digits, hyphens) before they are placed in string literals; nothing else varies."""
     for name in (endpoint, *deployments):
@@ -179,9 +177,7 @@ class MonitorMetrics:
             except AzureError as exc:
                 status = getattr(exc, "status_code", None)
                 for rid in chunk:
-                    errors[rid.lower()] = (
-                        f"metrics query failed ({f'HTTP {status}' if status else type(exc).__name__})"
-                    )
+                    errors[rid.lower()] = f"metrics query failed ({f'HTTP {status}' if status else type(exc).__name__})"
                 continue
             for result in results:
                 for metric in result.metrics:
@@ -221,9 +217,7 @@ class MonitorMetrics:
             if m == metric and dims.get("deployment") == name.lower() and lo <= t < hi
         )
         res = sorted(
-            (t, m, v)
-            for m, _, t, v in resources.get(q.endpoint.deployment_arm_id(name).lower(), [])
-            if lo <= t < hi
+            (t, m, v) for m, _, t, v in resources.get(q.endpoint.deployment_arm_id(name).lower(), []) if lo <= t < hi
         )
         cpu = tuple(v for _, m, v in res if m == "CpuUtilizationPercentage")
         memory = tuple(v for _, m, v in res if m == "CpuMemoryUtilizationPercentage")

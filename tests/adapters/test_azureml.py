@@ -57,9 +57,7 @@ def test_green_is_a_copy_of_blue_with_the_new_model_and_is_not_waited_for():
     for key in ("instanceType", "environmentId", "codeConfiguration", "livenessProbe", "appInsightsEnabled"):
         assert props[key] == blue[key], key
     # azure-ai-ml 1.35 never sends the deprecated maxQueueWait; everything else carries over
-    assert props["requestSettings"] == {
-        k: v for k, v in blue["requestSettings"].items() if k != "maxQueueWait"
-    }
+    assert props["requestSettings"] == {k: v for k, v in blue["requestSettings"].items() if k != "maxQueueWait"}
     assert body["sku"]["capacity"] == 2
     assert body["tags"] == {"rollout-role": "RELEASE_CANDIDATE"}
     # returned at once: still provisioning on the simulated clock
@@ -146,9 +144,7 @@ def test_tags_are_merged_through_a_patch_of_tags_only():
     (patch,) = [b for m, u, b in world.emu.requests if m == "PATCH"]
     assert patch == {"tags": {"team": "risk", "rollout-role": "OLD_PROD"}}
     assert gateway.read_endpoint(world.endpoint).deployments["blue"].tags["rollout-role"] == "OLD_PROD"
-    assert (
-        world.emu.deployments[("fraud-scorer", "blue")].body["properties"]["provisioningState"] == "Succeeded"
-    )
+    assert world.emu.deployments[("fraud-scorer", "blue")].body["properties"]["provisioningState"] == "Succeeded"
 
 
 def test_smoke_test_calls_the_deployment_directly_with_the_endpoint_key():
@@ -204,9 +200,7 @@ def test_5xx_bursts_are_retried_within_bounds():
 
 def test_first_deployment_needs_a_template():
     world = make_world()
-    action = CreateDeployment(
-        name="first-v1", model=ModelRef(name="fraud-model", version="2"), copy_from=None
-    )
+    action = CreateDeployment(name="first-v1", model=ModelRef(name="fraud-model", version="2"), copy_from=None)
     with pytest.raises(ProviderError, match="template"):
         world.gateway().create_deployment(world.endpoint, action)
     world.gateway(

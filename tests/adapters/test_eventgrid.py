@@ -13,9 +13,7 @@ from shared.adapters.eventgrid import EventGridPublisher, NoopPublisher
 from shared.rollout.actions import DomainEvent
 from tests.azurite import free_port
 
-EVENT = DomainEvent(
-    type="RolledBack", rollout_id="r-1", subject="/subscriptions/s/x", data={"reason": "slow"}
-)
+EVENT = DomainEvent(type="RolledBack", rollout_id="r-1", subject="/subscriptions/s/x", data={"reason": "slow"})
 
 
 def test_events_are_published_as_cloudevents(tmp_path):

@@ -43,9 +43,7 @@ def sample(name: str, status: str = "200") -> dict[str, Any]:
 
 
 def answer(world, method: str, url: str, body: Any = None) -> Any:
-    status, _, payload = world.emu.handle(
-        method, url, {}, json.dumps(body).encode() if body is not None else None
-    )
+    status, _, payload = world.emu.handle(method, url, {}, json.dumps(body).encode() if body is not None else None)
     assert status < 300, payload
     return json.loads(payload)
 
@@ -72,9 +70,7 @@ def test_endpoint_get_matches_the_arm_sample():
 )
 def test_deployment_matches_the_arm_samples(name):
     world = make_world()
-    ours = answer(
-        world, "GET", f"https://management.azure.com{world.emu.deployment_id('fraud-scorer', 'blue')}"
-    )
+    ours = answer(world, "GET", f"https://management.azure.com{world.emu.deployment_id('fraud-scorer', 'blue')}")
     real = sample(f"arm/{name}")
     assert not missing(real, ours)
 
@@ -130,9 +126,7 @@ def test_log_query_matches_the_sample():
 
     world = make_world()
     world.advance(5)
-    kql = traffic_log_query(
-        "fraud-scorer", ["blue"], world.clock.now() - timedelta(minutes=5), world.clock.now(), 10
-    )
+    kql = traffic_log_query("fraud-scorer", ["blue"], world.clock.now() - timedelta(minutes=5), world.clock.now(), 10)
     ours = answer(world, "POST", "https://api.loganalytics.io/v1/workspaces/law/query", {"query": kql})
     real = json.loads((SAMPLES / "monitor/loganalytics.query-post.oms-post-example.v1.json").read_text())
     assert not key_paths(real["responses"]["200"]["body"]) - key_paths(ours)

@@ -122,9 +122,7 @@ def test_superseding_moves_the_lock_atomically(store):
     newer = plan_start(
         ENDPOINT, ModelRef(name="m", version="3"), endpoint_state(), RolloutPolicy(), T0, trigger="t"
     ).rollout
-    old_status = old.rollout.model_copy(
-        update={"phase": P.ROLLING_BACK, "finish_as": P.SUPERSEDED, "decisions": 2}
-    )
+    old_status = old.rollout.model_copy(update={"phase": P.ROLLING_BACK, "finish_as": P.SUPERSEDED, "decisions": 2})
     store.create(
         newer,
         RolloutPolicy(),
@@ -214,9 +212,7 @@ def test_audit_trail_is_ordered_and_keeps_evidence(store):
     from shared.rollout.analysis import CheckResult, Verdict
 
     stored = new(store)
-    evidence = (
-        CheckResult(check="latency", verdict=Verdict.FAIL, summary="slow", evidence={"p_value": 1e-9}),
-    )
+    evidence = (CheckResult(check="latency", verdict=Verdict.FAIL, summary="slow", evidence={"p_value": 1e-9}),)
     rec = record(2, P.PENDING, P.ROLLING_BACK).model_copy(
         update={"evidence": evidence, "at": T0 + timedelta(minutes=1)}
     )

@@ -1,0 +1,39 @@
+"""Azure Monitor alert webhook (common alert schema): Fired rolls back at once, Resolved is recorded.
+
+Needs the function key and the shared secret in the `secret` query parameter (action-group
+webhooks cannot add headers), compared in constant time.
+"""
+
+import hmac
+import logging
+
+import azure.functions as func
+
+from functions.http import json_response, problem
+
+bp = func.Blueprint()
+log = logging.getLogger("safe_rollout.functions")
+
+
+@bp.function_name("alert_webhook")
+@bp.route(route="alerts", methods=["POST"])
+def alert_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.bootstrap import alert_secret, get_service
+    from shared.payloads import PayloadError, parse_alert
+
+    expected = alert_secret()
+    if expected is None:
+        log.error("alert rejected: SAFE_ROLLOUT_ALERT_SECRET is not set (16+ characters)")
+        return problem(503, "Not configured", "the alert webhook has no shared secret configured")
+    given = req.params.get("secret", "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        log.warning("alert rejected: wrong or missing shared secret")
+        return problem(401, "Unauthorized", "missing or wrong `secret` query parameter")
+    try:
+        notice = parse_alert(req.get_body())
+    except PayloadError as exc:
+        log.warning("alert rejected: %s", exc)
+        return problem(400, "Bad alert", str(exc))
+    outcomes = get_service().alert(notice)
+    log.info("alert %s %s: %s", notice.alert_id, notice.condition, outcomes or "no matching rollout")
+    return json_response({"alertId": notice.alert_id, "condition": notice.condition, "rollouts": outcomes})
