@@ -224,6 +224,11 @@ class Emulator:
             else:
                 self.deployments.pop((endpoint.lower(), deployment.lower()), None)
 
+    def settle(self) -> None:
+        """Bring operations and traffic up to the clock (requests do this on their own)."""
+        with self._lock:
+            self._settle()
+
     def events_of_type(self, suffix: str) -> list[dict[str, Any]]:
         return [e for p in self.published for e in p.events if str(e.get("type", "")).endswith(suffix)]
 

@@ -221,8 +221,11 @@ class RolloutService:
             and green.provisioning_state == "Succeeded"
         )
 
-    def _metrics_query(self, stored: StoredRollout) -> MetricsQuery | None:
-        window = machine.analysis_window(stored.rollout, stored.policy, self.clock.now())
+    def _metrics_query(self, stored: StoredRollout, observation: Observation) -> MetricsQuery | None:
+        rollout = stored.rollout
+        if observation.endpoint is not None and observation.endpoint.traffic == rollout.desired:
+            rollout = rollout.model_copy(update={"traffic_confirmed": True})  # decide() will confirm it too
+        window = machine.analysis_window(rollout, stored.policy, self.clock.now())
         if window is None:
             return None
         r, p = stored.rollout, stored.policy
@@ -241,7 +244,7 @@ class RolloutService:
         wanted = [
             (i, q)
             for i, (s, o) in enumerate(pairs)
-            if o.endpoint is not None and (q := self._metrics_query(s)) is not None
+            if o.endpoint is not None and (q := self._metrics_query(s, o)) is not None
         ]
         if not wanted:
             return pairs

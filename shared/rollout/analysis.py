@@ -65,6 +65,10 @@ def _rate(errors: int, requests: int) -> float:
     return errors / requests if requests else 0.0
 
 
+def _p(value: float) -> str:
+    return "p<1e-12" if value < 1e-12 else f"p={value:.2g}"
+
+
 def _round(value: float) -> float:
     return float(f"{value:.6g}")
 
@@ -96,7 +100,7 @@ def check_errors(
             return CheckResult(
                 check="errors",
                 verdict=Verdict.FAIL,
-                summary=f"green error rate {green_rate:.2%} is above the {cfg.ceiling:.2%} ceiling (p={p_value:.2g})",
+                summary=f"green error rate {green_rate:.2%} is above the {cfg.ceiling:.2%} ceiling ({_p(p_value)})",
                 evidence=evidence,
             )
     if not compare:
@@ -142,13 +146,13 @@ def check_errors(
             check="errors",
             verdict=Verdict.FAIL,
             summary=f"green {green_rate:.2%} vs blue {blue_rate:.2%}: +{increase:.2%} exceeds "
-            f"+{cfg.max_increase:.2%} (p={p_value:.2g})",
+            f"+{cfg.max_increase:.2%} ({_p(p_value)})",
             evidence=evidence,
         )
     return CheckResult(
         check="errors",
         verdict=Verdict.INCONCLUSIVE,
-        summary=f"green {green_rate:.2%} vs blue {blue_rate:.2%}: higher, not yet significant (p={p_value:.2g})",
+        summary=f"green {green_rate:.2%} vs blue {blue_rate:.2%}: higher, not yet significant ({_p(p_value)})",
         evidence=evidence,
     )
 
@@ -230,13 +234,13 @@ def check_latency(
             check="latency",
             verdict=Verdict.FAIL,
             summary=f"green P{q:g} {green_q:.0f} ms vs blue {blue_q:.0f} ms: +{ratio:.0%} exceeds "
-            f"+{cfg.max_increase:.0%} (p={p_value:.2g})",
+            f"+{cfg.max_increase:.0%} ({_p(p_value)})",
             evidence=evidence,
         )
     return CheckResult(
         check="latency",
         verdict=Verdict.INCONCLUSIVE,
-        summary=f"green P{q:g} {green_q:.0f} ms vs blue {blue_q:.0f} ms: slower, not yet significant (p={p_value:.2g})",
+        summary=f"green P{q:g} {green_q:.0f} ms vs blue {blue_q:.0f} ms: slower, not yet significant ({_p(p_value)})",
         evidence=evidence,
     )
 

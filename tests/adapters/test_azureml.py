@@ -208,3 +208,14 @@ def test_first_deployment_needs_a_template():
     ).create_deployment(world.endpoint, action)
     (body,) = puts(world, "/deployments/first-v1")
     assert body["properties"]["instanceType"] == "Standard_DS2_v2"
+
+
+def test_traffic_set_through_the_sdk_reaches_the_traffic_simulator():
+    world = make_world(rpm=1000)
+    gateway = world.gateway()
+    create_green(world, gateway)
+    world.advance(10)
+    gateway.set_traffic(world.endpoint, TrafficSplit(live={"blue": 50, GREEN: 50}))
+    world.advance(5)
+    world.emu.settle()
+    assert world.emu.sim.user_answers[("fraud-scorer", GREEN)] > 1000
