@@ -111,6 +111,7 @@ class Emulator:
     requests: list[tuple[str, str, Any]] = field(default_factory=list)  # (method, url, json body)
     traffic_history: list[tuple[datetime, str, TrafficSplit]] = field(default_factory=list)
     latency_hook: Callable[[str], None] | None = None  # called with the service name per request
+    public_base: str | None = None  # served over HTTPS: scoring URIs point back at the server
 
     def __post_init__(self) -> None:
         self.sim = TrafficSimulator(self.clock.now(), seed=self.seed)
@@ -318,9 +319,8 @@ class Emulator:
         return op
 
     def _operation_urls(self, op: Operation) -> dict[str, str]:
-        base = (
-            f"https://management.azure.com/subscriptions/{self.subscription}/providers/{ML_PROVIDER}/locations/{REGION}"
-        )
+        host = self.public_base or "https://management.azure.com"  # served over HTTPS: poll the server
+        base = f"{host}/subscriptions/{self.subscription}/providers/{ML_PROVIDER}/locations/{REGION}"
         return {
             "Azure-AsyncOperation": f"{base}/mfeOperationsStatus/{op.id}?api-version=2025-12-01",
             "Location": f"{base}/mfeOperationResults/{op.id}?api-version=2025-12-01",
@@ -437,7 +437,11 @@ class Emulator:
                 "properties": dict(props.get("properties") or {}),
                 "authMode": props.get("authMode") or "Key",
                 "compute": props.get("compute") or "",
-                "scoringUri": f"https://{name.lower()}.{REGION}.inference.ml.azure.com/score",
+                "scoringUri": (
+                    f"{self.public_base}/endpoints/{name.lower()}/score"
+                    if self.public_base
+                    else f"https://{name.lower()}.{REGION}.inference.ml.azure.com/score"
+                ),
                 "swaggerUri": f"https://{name.lower()}.{REGION}.inference.ml.azure.com/swagger.json",
                 "traffic": dict(props.get("traffic") or {}),
                 "mirrorTraffic": dict(props.get("mirrorTraffic") or {}),

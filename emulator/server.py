@@ -1,8 +1,8 @@
 """The emulator over HTTPS on 127.0.0.1, with a self-signed certificate made at start.
 
 Every service shares one port; requests are told apart by path (ARM under /subscriptions/...,
-metrics by `metrics:getBatch`, Log Analytics under /v1/workspaces, scoring at /score with the
-endpoint in the `Host` header or an `x-emulator-endpoint` header, Event Grid at /api/events).
+metrics by `metrics:getBatch`, Log Analytics under /v1/workspaces, scoring at
+/endpoints/{endpoint}/score, Event Grid at /api/events).
 Run: python -m emulator.server --port 8443 --cert-dir DIR (prints the port and CA bundle path).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import ipaddress
+import re
 import ssl
 import sys
 import threading
@@ -64,7 +65,8 @@ def serve(emulator: Emulator, port: int, cert_dir: Path, *, tls: bool = True) ->
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
             headers = dict(self.headers.items())
-            url = f"https://{_service_host(self.path, headers)}{self.path}"
+            path = re.sub(r"^/endpoints/[A-Za-z0-9-]+(?=/score)", "", self.path)
+            url = f"https://{_service_host(self.path, headers)}{path}"
             status, out_headers, payload = emulator.handle(self.command, url, headers, body)
             self.send_response(status)
             for k, v in out_headers.items():
@@ -79,6 +81,7 @@ def serve(emulator: Emulator, port: int, cert_dir: Path, *, tls: bool = True) ->
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    emulator.public_base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     if tls:
         cert, key = make_certificate(cert_dir)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -89,16 +92,15 @@ def serve(emulator: Emulator, port: int, cert_dir: Path, *, tls: bool = True) ->
 
 
 def _service_host(path: str, headers: dict[str, str]) -> str:
-    lowered = {k.lower(): v for k, v in headers.items()}
     if "metrics:getbatch" in path.lower():
         return "eastus.metrics.monitor.azure.com"
     if path.startswith("/v1/workspaces/"):
         return "api.loganalytics.io"
     if path.startswith("/api/events"):
         return "topic.eastus-1.eventgrid.azure.net"
-    if path.startswith("/score"):
-        endpoint = lowered.get("x-emulator-endpoint") or lowered.get("host", "").split(".")[0]
-        return f"{endpoint}.eastus.inference.ml.azure.com"
+    scoring = re.match(r"^/endpoints/([A-Za-z0-9-]+)/score", path)
+    if scoring:
+        return f"{scoring[1].lower()}.eastus.inference.ml.azure.com"
     return "management.azure.com"
 
 

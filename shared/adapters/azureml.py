@@ -199,9 +199,12 @@ class AzureMLGateway:
         from azure.core.exceptions import AzureError
         from azure.core.rest import HttpRequest
 
-        url = f"{self._arm_endpoint}{endpoint.deployment_arm_id(deployment)}?api-version={ARM_API_VERSION}"
+        ml = self._ml(endpoint)
+        # The ARM endpoint MLClient itself uses (sovereign clouds, AZUREML_DEV_URL_MFE), else the default.
+        base = str(getattr(ml, "_base_url", "") or self._arm_endpoint).rstrip("/")
+        url = f"{base}{endpoint.deployment_arm_id(deployment)}?api-version={ARM_API_VERSION}"
         try:
-            current = self._ml(endpoint).online_deployments.get(deployment, endpoint.name)
+            current = ml.online_deployments.get(deployment, endpoint.name)
             merged = {**{str(k): str(v) for k, v in (current.tags or {}).items()}, **tags}
             response = self._arm().send_request(HttpRequest("PATCH", url, json={"tags": merged}))
             if response.status_code >= 400:
