@@ -202,9 +202,10 @@ def _decision(
     actor: str = "safe-rollout",
     force_record: bool = False,
 ) -> Decision:
+    # Repeating an order (level-triggered traffic, a retried delete) is not news: a row in the audit
+    # trail needs a change of phase, step or reason, an event, or a person's command.
     record = (
         force_record
-        or bool(actions)
         or bool(events)
         or after.phase != before.phase
         or after.step != before.step
