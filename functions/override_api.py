@@ -2,6 +2,7 @@
 
 GET  /api/rollouts?endpoint=&phase=     list
 GET  /api/rollouts/{id}                 status, split, decision history with evidence
+GET  /api/rollouts/{id}/report          the same as a self-contained HTML report with charts
 POST /api/rollouts/{id}/{action}        pause | resume | approve | promote | promote-full | rollback | abort | retry
                                         body {"actor": "...", "reason": "..."} (recorded in the audit trail)
 GET  /api/openapi.json                  this API's OpenAPI document
@@ -65,6 +66,22 @@ def get_rollout(req: func.HttpRequest) -> func.HttpResponse:
     except NotFoundError:
         return problem(404, "Not found", f"no rollout {rollout_id}")
     return json_response(rollout_view(stored, service.store.decisions(rollout_id)))
+
+
+@bp.function_name("rollout_report")
+@bp.route(route="rollouts/{rollout_id}/report", methods=["GET"])
+def rollout_report(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.bootstrap import get_service
+    from shared.service import NotFoundError
+
+    rollout_id = req.route_params.get("rollout_id", "")
+    if not _ID.match(rollout_id):
+        return problem(404, "Not found", "no such rollout")
+    try:
+        page = get_service().report([rollout_id], title=f"Safe Rollout report: {rollout_id}")
+    except NotFoundError:
+        return problem(404, "Not found", f"no rollout {rollout_id}")
+    return func.HttpResponse(page, status_code=200, mimetype="text/html")
 
 
 @bp.function_name("override_rollout")

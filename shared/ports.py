@@ -67,9 +67,25 @@ class MetricsQuery:
     percentile: float
 
 
+@dataclass(frozen=True)
+class Timeline:
+    """Per-minute series of one rollout, for reports; None where a minute had no data."""
+
+    minutes: list[datetime]
+    percentile: float
+    blue_latency_ms: list[float | None]
+    green_latency_ms: list[float | None]
+    blue_error_rate: list[float | None]
+    green_error_rate: list[float | None]
+
+
 class MetricsSource(Protocol):
     def fetch(self, queries: Sequence[MetricsQuery]) -> list[WindowMetrics | ProviderError]:
         """One result per query, in order; failures come back as values, never raised."""
+        ...
+
+    def timeline(self, query: MetricsQuery) -> Timeline | ProviderError:
+        """Per-minute latency and error rate of blue and green over the query's span."""
         ...
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.payloads import AlertNotice, ModelRegistration
@@ -33,6 +33,7 @@ from shared.ports import (
     RolloutStore,
     StoredRollout,
 )
+from shared.report import ReportItem, render_report
 from shared.rollout import machine
 from shared.rollout.actions import (
     Action,
@@ -528,6 +529,29 @@ class RolloutService:
         return "conflict"
 
     # -- reads ------------------------------------------------------------------------------------
+
+    def report(self, rollout_ids: Sequence[str], title: str = "Safe Rollout report") -> str:
+        """The HTML report of rollouts, from their stored history and Azure Monitor's minutes."""
+        items = []
+        for rollout_id in rollout_ids:
+            stored = self.get(rollout_id)
+            r = stored.rollout
+            end = min(self.clock.now(), (r.finished_at or self.clock.now()) + timedelta(minutes=5))
+            query = MetricsQuery(
+                endpoint=r.endpoint,
+                blue=r.blue,
+                green=r.green,
+                start=r.created_at,
+                end=end,
+                error_codes=stored.policy.errors.status_codes,
+                percentile=stored.policy.latency.percentile,
+            )
+            found = self.metrics.timeline(query)
+            timeline = None if isinstance(found, ProviderError) else found
+            if timeline is None:
+                log.warning("report of %s without metrics: %s", rollout_id, found)
+            items.append(ReportItem(stored, self.store.decisions(rollout_id), timeline))
+        return render_report(items, title)
 
     def get(self, rollout_id: str) -> StoredRollout:
         stored = self.store.get(rollout_id)

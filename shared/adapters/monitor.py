@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from shared.ports import MetricsQuery, ProviderError
+from shared.ports import MetricsQuery, ProviderError, Timeline
 from shared.rollout.analysis import DeploymentMetrics, WindowMetrics
 from shared.rollout.model import is_valid_resource_name
 
@@ -143,6 +143,55 @@ class MonitorMetrics:
             green = self._deployment(q, q.green, counts, latency, resources, samples)
             results.append(WindowMetrics(start=q.start, end=q.end, green=green, blue=blue))
         return results
+
+    def timeline(self, query: MetricsQuery) -> Timeline | ProviderError:
+        start, end = _minute(query.start), query.end
+        ep_key = query.endpoint.arm_id.lower()
+        counts, errors = self._series(
+            [query.endpoint.arm_id],
+            ENDPOINT_NAMESPACE,
+            ["RequestsPerMinute"],
+            ["Total"],
+            "deployment eq '*' and statusCode eq '*' and modelStatusCode eq '*'",
+            start,
+            end,
+        )
+        metric = f"RequestLatency_P{int(query.percentile)}"
+        latency, lat_errors = self._series(
+            [query.endpoint.arm_id], ENDPOINT_NAMESPACE, [metric], ["Average"], "deployment eq '*'", start, end
+        )
+        failed = errors.get(ep_key) or lat_errors.get(ep_key)
+        if failed:
+            return ProviderError(failed)
+        minutes = []
+        t = start
+        while t < end:
+            minutes.append(t)
+            t += MINUTE
+
+        def per_minute(name: str | None) -> tuple[list[float | None], list[float | None]]:
+            if name is None:
+                return [None] * len(minutes), [None] * len(minutes)
+            total: dict[datetime, float] = defaultdict(float)
+            bad: dict[datetime, float] = defaultdict(float)
+            for _, dims, t, v in counts.get(ep_key, []):
+                if dims.get("deployment") == name.lower():
+                    total[t] += v
+                    if is_error(dims.get("statuscode", ""), dims.get("modelstatuscode", ""), query.error_codes):
+                        bad[t] += v
+            lat = {t: v for m, dims, t, v in latency.get(ep_key, []) if dims.get("deployment") == name.lower()}
+            return ([lat.get(m) for m in minutes], [bad[m] / total[m] if total.get(m) else None for m in minutes])
+
+        blue_lat, blue_err = per_minute(query.blue)
+        green_lat, green_err = per_minute(query.green)
+        return Timeline(
+            minutes=minutes,
+            percentile=query.percentile,
+            blue_latency_ms=blue_lat,
+            green_latency_ms=green_lat,
+            blue_error_rate=blue_err,
+            green_error_rate=green_err,
+        )
 
     # -- metrics ----------------------------------------------------------------------------------
 

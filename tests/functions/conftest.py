@@ -13,8 +13,9 @@ from tests.functions.harness import ALERT_SECRET, Harness, make_harness
 def fns() -> dict[str, Any]:
     """The registered functions, from the real app. get_functions() may be called once per app."""
     import function_app
+    from emulator.host import user_functions
 
-    return {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+    return user_functions(function_app.app)
 
 
 @pytest.fixture

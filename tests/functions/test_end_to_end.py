@@ -276,3 +276,10 @@ def test_api_lists_filters_and_explains(harness):
     )
     assert bad.status_code == 422
     assert harness.http("openapi").status_code == 200
+    report = harness.http("rollout_report", route={"rollout_id": harness.rollout().id})
+    assert report.status_code == 200
+    assert report.mimetype == "text/html"
+    page = report.get_body().decode()
+    assert page.count("<svg") == 3  # traffic, latency, errors: from the stored history and Monitor's minutes
+    assert "mirror 20% passed" in page
+    assert harness.http("rollout_report", route={"rollout_id": "r-00000000000000000000"}).status_code == 404

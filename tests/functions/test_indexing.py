@@ -17,6 +17,7 @@ EXPECTED = {
     "get_rollout": ("httpTrigger", "rollouts/{rollout_id}"),
     "override_rollout": ("httpTrigger", "rollouts/{rollout_id}/{action}"),
     "openapi": ("httpTrigger", "openapi.json"),
+    "rollout_report": ("httpTrigger", "rollouts/{rollout_id}/report"),
 }
 
 
