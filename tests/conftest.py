@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.azurite import running_azurite
+from emulator.azurite import running_azurite
 
 
 @pytest.fixture(scope="session")

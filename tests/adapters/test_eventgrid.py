@@ -7,11 +7,11 @@ import logging
 from azure.core.credentials import AzureKeyCredential
 
 from emulator.azure import Emulator
+from emulator.azurite import free_port
 from emulator.clock import SimClock
 from emulator.server import serve
 from shared.adapters.eventgrid import EventGridPublisher, NoopPublisher
 from shared.rollout.actions import DomainEvent
-from tests.azurite import free_port
 
 EVENT = DomainEvent(type="RolledBack", rollout_id="r-1", subject="/subscriptions/s/x", data={"reason": "slow"})
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import warnings
 
 from emulator.azure import Emulator
+from emulator.azurite import free_port
 from emulator.clock import SimClock
 from emulator.server import serve
-from tests.azurite import free_port
 
 
 def test_https_server_answers_the_real_sdk_with_its_own_certificate(tmp_path, monkeypatch):
