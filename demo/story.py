@@ -82,6 +82,7 @@ class DemoEnv:
     service: Any
     on_tick: Callable[[DemoEnv], None] = lambda env: None
     outcomes: list[Outcome] = field(default_factory=list)
+    chapters: int = 0  # how many versions the story tells, for the view's progress
 
     def tick(self) -> None:
         self.clock.advance(timedelta(minutes=1))
@@ -214,6 +215,7 @@ def check(env: DemoEnv, chapter: Chapter, stored: Any) -> tuple[bool, str]:
 
 
 def run_story(env: DemoEnv, chapters: tuple[Chapter, ...] = STORY, max_ticks: int = 150) -> list[Outcome]:
+    env.chapters = len(chapters)
     for chapter in chapters:
         env.emu.register_model(MODEL, chapter.version)
         env.emu.set_scenario(ENDPOINT, f"{MODEL}-v{chapter.version}", chapter.scenario)

@@ -89,7 +89,11 @@ class LiveView:
             rows.append((r, decisions))
         if self._live is None:
             return
-        table = Table(title=f"Safe Rollout · fraud-scorer · simulated {env.clock.now():%H:%M}", expand=True)
+        done = len(env.outcomes)
+        progress = f"version {min(done + 1, env.chapters)} of {env.chapters}" if env.chapters else ""
+        table = Table(
+            title=f"Safe Rollout · fraud-scorer · simulated {env.clock.now():%H:%M} · {progress}", expand=True
+        )
         for col in ("model", "phase", "green's traffic", "blue vs green", "latest reason"):
             table.add_column(col, overflow="fold")
         for r, decisions in rows:

@@ -469,6 +469,8 @@ class Emulator:
     def _endpoint(self, method: str, name: str, body: Any) -> Response:
         key = name.lower()
         res = self.endpoints.get(key)
+        if method == "GET" and (fault := self._fault("endpoint.get")) is not None:
+            return self._fault_response(fault)
         if method == "GET":
             return (
                 _json(200, copy.deepcopy(res.body))

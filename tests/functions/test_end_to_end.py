@@ -283,3 +283,17 @@ def test_api_lists_filters_and_explains(harness):
     assert page.count("<svg") == 3  # traffic, latency, errors: from the stored history and Monitor's minutes
     assert "mirror 20% passed" in page
     assert harness.http("rollout_report", route={"rollout_id": "r-00000000000000000000"}).status_code == 404
+
+
+def test_when_azure_cannot_be_reached_the_event_fails_for_a_retry_and_nothing_is_written(harness):
+    from emulator.azure import Fault
+    from shared.ports import ProviderError
+
+    harness.world.emu.faults.append(Fault("endpoint.get", status=503, times=100))
+    with pytest.raises(ProviderError, match="HTTP 503"):
+        harness.register("2")
+    assert harness.rollouts() == []
+    assert ("fraud-scorer", GREEN) not in harness.world.emu.deployments
+    harness.world.emu.faults.clear()
+    harness.register("2")  # Event Grid's retry
+    assert harness.phase() == P.PENDING
