@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
             for name in quiet:  # the view tells the story; the app's own logs would drown it
                 logging.getLogger(name).setLevel(logging.CRITICAL)
             return _run(args)
+    except KeyboardInterrupt:
+        print("interrupted: Azurite and the emulator were stopped", file=sys.stderr)
+        return 130
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
