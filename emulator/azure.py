@@ -415,23 +415,27 @@ class Emulator:
             "tags": {},
         }
 
-    def _endpoint_body(self, name: str, sent: dict[str, Any]) -> dict[str, Any]:
-        props = dict(sent.get("properties") or {})
+    def _envelope(self, arm_id: str, name: str, kind: str, sent: dict[str, Any], principal: str) -> dict[str, Any]:
+        """The ARM tracked-resource fields every online endpoint and deployment carries."""
         return {
-            "id": self.endpoint_id(name),
+            "id": arm_id,
             "name": name,
-            "type": f"{ML_PROVIDER}/workspaces/onlineEndpoints",
+            "type": f"{ML_PROVIDER}/workspaces/{kind}",
             "location": sent.get("location") or REGION,
             "kind": sent.get("kind") or "Managed",
             "tags": dict(sent.get("tags") or {}),
             "identity": sent.get("identity")
-            or {
-                "type": "SystemAssigned",
-                "principalId": "00000000-0000-0000-0000-00000000000a",
-                "tenantId": "00000000-0000-0000-0000-00000000000b",
-            },
-            "sku": sent.get("sku") or {"name": "Default", "tier": "Standard", "capacity": 1},
+            or {"type": "SystemAssigned", "principalId": principal, "tenantId": "00000000-0000-0000-0000-00000000000b"},
             "systemData": self._system_data(),
+        }
+
+    def _endpoint_body(self, name: str, sent: dict[str, Any]) -> dict[str, Any]:
+        props = dict(sent.get("properties") or {})
+        return {
+            **self._envelope(
+                self.endpoint_id(name), name, "onlineEndpoints", sent, "00000000-0000-0000-0000-00000000000a"
+            ),
+            "sku": sent.get("sku") or {"name": "Default", "tier": "Standard", "capacity": 1},
             "properties": {
                 "description": props.get("description") or "",
                 "properties": dict(props.get("properties") or {}),
@@ -543,20 +547,14 @@ class Emulator:
             "initialDelay": "PT10S",
         }
         return {
-            "id": self.deployment_id(endpoint, name),
-            "name": name,
-            "type": f"{ML_PROVIDER}/workspaces/onlineEndpoints/deployments",
-            "location": sent.get("location") or REGION,
-            "kind": sent.get("kind") or "Managed",
-            "tags": dict(sent.get("tags") or {}),
-            "identity": sent.get("identity")
-            or {
-                "type": "SystemAssigned",
-                "principalId": "00000000-0000-0000-0000-00000000000c",
-                "tenantId": "00000000-0000-0000-0000-00000000000b",
-            },
+            **self._envelope(
+                self.deployment_id(endpoint, name),
+                name,
+                "onlineEndpoints/deployments",
+                sent,
+                "00000000-0000-0000-0000-00000000000c",
+            ),
             "sku": sent.get("sku") or {"name": "Default", "capacity": 1},
-            "systemData": self._system_data(),
             "properties": {
                 "description": props.get("description") or "",
                 "properties": dict(props.get("properties") or {}),

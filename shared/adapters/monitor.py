@@ -56,6 +56,9 @@ def traffic_log_query(endpoint: str, deployments: Sequence[str], start: datetime
     )
 
 
+Series = dict[str, list[tuple[str, dict[str, str], datetime, float]]]  # resource id -> (metric, dims, minute, value)
+
+
 def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -103,24 +106,7 @@ class MonitorMetrics:
         endpoint_ids = sorted({q.endpoint.arm_id for q in queries})
         green_ids = sorted({q.endpoint.deployment_arm_id(q.green) for q in queries})
         percentiles = sorted({int(q.percentile) for q in queries})
-        counts, count_errors = self._series(
-            endpoint_ids,
-            ENDPOINT_NAMESPACE,
-            ["RequestsPerMinute"],
-            ["Total"],
-            "deployment eq '*' and statusCode eq '*' and modelStatusCode eq '*'",
-            start,
-            end,
-        )
-        latency, latency_errors = self._series(
-            endpoint_ids,
-            ENDPOINT_NAMESPACE,
-            [f"RequestLatency_P{p}" for p in percentiles],
-            ["Average"],
-            "deployment eq '*'",
-            start,
-            end,
-        )
+        counts, latency, failures = self._endpoint_series(endpoint_ids, percentiles, start, end)
         # Resource metrics are vetoes only: if they fail, the checks see no minutes and never hold.
         resources, _ = self._series(
             green_ids,
@@ -134,7 +120,7 @@ class MonitorMetrics:
         results: list[WindowMetrics | ProviderError] = []
         for q in queries:
             ep_key = q.endpoint.arm_id.lower()
-            failed = count_errors.get(ep_key) or latency_errors.get(ep_key)
+            failed = failures.get(ep_key)
             if failed:
                 results.append(ProviderError(failed))
                 continue
@@ -147,20 +133,8 @@ class MonitorMetrics:
     def timeline(self, query: MetricsQuery) -> Timeline | ProviderError:
         start, end = _minute(query.start), query.end
         ep_key = query.endpoint.arm_id.lower()
-        counts, errors = self._series(
-            [query.endpoint.arm_id],
-            ENDPOINT_NAMESPACE,
-            ["RequestsPerMinute"],
-            ["Total"],
-            "deployment eq '*' and statusCode eq '*' and modelStatusCode eq '*'",
-            start,
-            end,
-        )
-        metric = f"RequestLatency_P{int(query.percentile)}"
-        latency, lat_errors = self._series(
-            [query.endpoint.arm_id], ENDPOINT_NAMESPACE, [metric], ["Average"], "deployment eq '*'", start, end
-        )
-        failed = errors.get(ep_key) or lat_errors.get(ep_key)
+        counts, latency, failures = self._endpoint_series([query.endpoint.arm_id], [query.percentile], start, end)
+        failed = failures.get(ep_key)
         if failed:
             return ProviderError(failed)
         minutes = []
@@ -194,6 +168,30 @@ class MonitorMetrics:
         )
 
     # -- metrics ----------------------------------------------------------------------------------
+
+    def _endpoint_series(
+        self, ids: Sequence[str], percentiles: Sequence[float], start: datetime, end: datetime
+    ) -> tuple[Series, Series, dict[str, str]]:
+        """Request counts by deployment and status, and latency percentiles by deployment."""
+        counts, count_errors = self._series(
+            ids,
+            ENDPOINT_NAMESPACE,
+            ["RequestsPerMinute"],
+            ["Total"],
+            "deployment eq '*' and statusCode eq '*' and modelStatusCode eq '*'",
+            start,
+            end,
+        )
+        latency, latency_errors = self._series(
+            ids,
+            ENDPOINT_NAMESPACE,
+            [f"RequestLatency_P{int(p)}" for p in sorted(set(percentiles))],
+            ["Average"],
+            "deployment eq '*'",
+            start,
+            end,
+        )
+        return counts, latency, {**latency_errors, **count_errors}
 
     def _series(
         self,
