@@ -34,6 +34,15 @@ def alert_webhook(req: func.HttpRequest) -> func.HttpResponse:
     except PayloadError as exc:
         log.warning("alert rejected: %s", exc)
         return problem(400, "Bad alert", str(exc))
-    outcomes = get_service().alert(notice)
+    from shared.ports import ConflictError
+
+    try:
+        outcomes = get_service().alert(notice)
+    except ConflictError as exc:
+        # Action groups retry 503: the rollback will be attempted again.
+        log.warning("alert %s not applied yet, asking for a retry: %s", notice.alert_id, exc)
+        response = problem(503, "Busy", str(exc))
+        response.headers["Retry-After"] = "5"
+        return response
     log.info("alert %s %s: %s", notice.alert_id, notice.condition, outcomes or "no matching rollout")
     return json_response({"alertId": notice.alert_id, "condition": notice.condition, "rollouts": outcomes})

@@ -52,7 +52,8 @@ from shared.targets import PolicyFile
 
 log = logging.getLogger("safe_rollout")
 ACTION_ORDER: dict[type[Any], int] = {SetTraffic: 0, TagDeployment: 1, CreateDeployment: 2, DeleteDeployment: 3}
-SAVE_RETRIES = 3
+SAVE_RETRIES = 5  # a person's command: then 409, and they can try again
+ROLLBACK_RETRIES = 25  # an alert's rollback: each retry reloads; then 503 so the action group retries
 
 
 class NotFoundError(LookupError):
@@ -441,8 +442,9 @@ class RolloutService:
 
     def command(self, rollout_id: str, kind: CommandKind, *, actor: str, reason: str = "") -> StoredRollout:
         """A person's command. NotFoundError, CommandRejectedError (not in this phase) or
-        ConflictError (lost every retry of a race)."""
-        for _ in range(SAVE_RETRIES):
+        ConflictError (lost every retry of a race). A rollback tries harder than the rest."""
+        attempts = ROLLBACK_RETRIES if kind == CommandKind.ROLLBACK else SAVE_RETRIES
+        for _ in range(attempts):
             stored = self.store.get(rollout_id)
             if stored is None:
                 raise NotFoundError(rollout_id)
@@ -496,7 +498,7 @@ class RolloutService:
     def _alert_one(self, stored: StoredRollout, notice: AlertNotice) -> str:
         key = notice.idempotency_key
         actor = f"alert:{notice.rule or notice.alert_id}"
-        for _ in range(SAVE_RETRIES):
+        for _ in range(ROLLBACK_RETRIES):
             if self.store.has_marker(stored.rollout.endpoint, key):
                 return "duplicate"
             now = self.clock.now()
@@ -526,7 +528,7 @@ class RolloutService:
                 saved = self._settle(saved)
                 return f"rolled back ({saved.rollout.phase})"
             return "recorded"
-        return "conflict"
+        raise ConflictError(f"rollout {stored.rollout.id} kept changing; the alert could not be applied yet")
 
     # -- reads ------------------------------------------------------------------------------------
 

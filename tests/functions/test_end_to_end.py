@@ -297,3 +297,23 @@ def test_when_azure_cannot_be_reached_the_event_fails_for_a_retry_and_nothing_is
     harness.world.emu.faults.clear()
     harness.register("2")  # Event Grid's retry
     assert harness.phase() == P.PENDING
+
+
+def test_an_alert_that_cannot_land_yet_asks_the_action_group_to_retry(harness, monkeypatch):
+    from shared.ports import ConflictError
+
+    harness.register("2")
+    harness.tick_until(lambda: harness.phase() == P.CANARY)
+    real_save = harness.service.store.save
+
+    def always_conflicts(*args, **kwargs):
+        raise ConflictError("someone else saved first")
+
+    monkeypatch.setattr(harness.service.store, "save", always_conflicts)
+    response = harness.alert(alert_payload(harness))
+    assert response.status_code == 503  # action groups retry 503
+    assert response.headers["Retry-After"] == "5"
+    monkeypatch.setattr(harness.service.store, "save", real_save)
+    assert json.loads(harness.alert(alert_payload(harness)).get_body())["rollouts"][0]["outcome"].startswith(
+        "rolled back"
+    )

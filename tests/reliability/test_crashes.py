@@ -97,9 +97,13 @@ def run(scenario: Scenario, plan: Plan, max_ticks: int = 90) -> Fast:
 
 def exposure_ok(env: Fast, slow: bool) -> str | None:
     """Every split the endpoint ever held is a stage split, in order, or all on blue."""
-    allowed = [TrafficSplit(live={"blue": 100}), TrafficSplit(live={"blue": 100}, mirror={GREEN: 20}),
-               TrafficSplit(live={"blue": 90, GREEN: 10}), TrafficSplit(live={"blue": 50, GREEN: 50}),
-               TrafficSplit(live={GREEN: 100})]
+    allowed = [
+        TrafficSplit(live={"blue": 100}),
+        TrafficSplit(live={"blue": 100}, mirror={GREEN: 20}),
+        TrafficSplit(live={"blue": 90, GREEN: 10}),
+        TrafficSplit(live={"blue": 50, GREEN: 50}),
+        TrafficSplit(live={GREEN: 100}),
+    ]
     reached = 0
     for split in env.world.emu.splits("fraud-scorer"):
         if split not in allowed:

@@ -19,8 +19,10 @@ from tests.functions.harness import RecordingPublisher
 
 FAST = {
     "mirror": {"percent": 20, "min_duration": "3m", "min_requests": 100, "max_duration": "20m"},
-    "steps": [{"percent": 10, "min_duration": "3m", "min_requests": 50, "max_duration": "20m"},
-              {"percent": 50, "min_duration": "3m", "min_requests": 100, "max_duration": "20m"}],
+    "steps": [
+        {"percent": 10, "min_duration": "3m", "min_requests": 50, "max_duration": "20m"},
+        {"percent": 50, "min_duration": "3m", "min_requests": 100, "max_duration": "20m"},
+    ],
     "bake": {"duration": "3m", "min_requests": 100, "max_duration": "20m"},
     "analysis": {"ingestion_lag": "1m"},
     "provisioning_timeout": "15m",
@@ -45,15 +47,27 @@ class Fast:
 
     def service(self, **kw: Any) -> RolloutService:
         """One worker (an instance of the app). Several share the store and Azure, as on scale-out."""
-        return RolloutService(store=self.store, gateway=self.world.gateway(), metrics=self.world.metrics(),
-                              events=self.events, clock=self.world.clock, policies=self.policy, **kw)
+        return RolloutService(
+            store=self.store,
+            gateway=self.world.gateway(),
+            metrics=self.world.metrics(),
+            events=self.events,
+            clock=self.world.clock,
+            policies=self.policy,
+            **kw,
+        )
 
     def register(self, service: RolloutService, version: str = "2", scenario: Scenario | None = None) -> Any:
         self.world.emu.register_model("fraud-model", version)
         if scenario is not None:
             self.world.emu.set_scenario("fraud-scorer", f"fraud-model-v{version}", scenario)
-        return service.start(ModelRegistration(event_id=f"e{version}", workspace=self.world.endpoint.workspace,
-                                               model=ModelRef(name="fraud-model", version=version)))
+        return service.start(
+            ModelRegistration(
+                event_id=f"e{version}",
+                workspace=self.world.endpoint.workspace,
+                model=ModelRef(name="fraud-model", version=version),
+            )
+        )
 
     def only(self) -> StoredRollout:
         (stored,) = self.store.find()
