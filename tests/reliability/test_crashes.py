@@ -27,7 +27,7 @@ EFFECTS = {
 }
 
 
-class ProcessDied(BaseException):  # noqa: N818 - not an error the app may catch: the process is gone
+class ProcessDied(BaseException):
     """The worker process died here (BaseException: no `except Exception` in the app catches it)."""
 
 
@@ -151,4 +151,4 @@ def test_a_crash_after_any_side_effect_converges(scenario, expected, slow):
         survived += 1
     before_first = Plan(crash_at=0, before=True)
     check(run(scenario, before_first), clean_phases, expected, slow)
-    print(f"\n{scenario!r}: {points + 1} crash points injected, {survived + 1} converged")  # noqa: T201
+    print(f"\n{scenario!r}: {points + 1} crash points injected, {survived + 1} converged")

@@ -131,63 +131,69 @@ def alert(green_id: str) -> AlertNotice:
     )
 
 
+def one_interleaving(seed: int) -> dict[str, str]:
+    """Run the four workers in the order the seed picks; return what each was told."""
+    rng = random.Random(seed)
+    env, rollout_id = canary_in_flight(seed)
+    workers = ["timer", "alert", "promote", "pause"]
+    rng.shuffle(workers)
+    turnstile = Turnstile(rng, workers)
+    results: dict[str, str] = {}
+    green_id = env.world.endpoint.deployment_arm_id(GREEN).lower()
+    jobs: dict[str, Callable[[Any], Any]] = {
+        "timer": lambda s: s.reconcile_all(),
+        "alert": lambda s: s.alert(alert(green_id)),
+        "promote": lambda s: s.command(rollout_id, CommandKind.PROMOTE, actor="ana", reason="looks good"),
+        "pause": lambda s: s.command(rollout_id, CommandKind.PAUSE, actor="bob", reason="wait"),
+    }
+
+    def work(name: str) -> None:
+        service = env.service(max_concurrency=1)
+        for kind in PORTS:
+            setattr(service, kind, Gate(getattr(service, kind), kind, name, turnstile))
+        try:
+            answer = jobs[name](service)
+            results[name] = "applied" if name != "alert" else str(answer)
+        except (CommandRejectedError, ConflictError) as exc:
+            results[name] = f"409 {type(exc).__name__}"
+        except BaseException as exc:  # reported by the caller, with the seed
+            results[name] = f"CRASH {type(exc).__name__}: {exc}"
+        finally:
+            turnstile.done(name)
+
+    threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in workers]
+    for t in threads:
+        t.start()
+    turnstile.schedule()
+    for t in threads:
+        t.join(timeout=20)
+    assert not any(r.startswith("CRASH") for r in results.values()), (seed, results)
+    # settle: later ticks converge whatever landed last
+    plain = env.service()
+    for _ in range(3):
+        env.world.clock.advance(timedelta(minutes=1))
+        plain.reconcile_all()
+    stored = env.store.get(rollout_id)
+    assert stored is not None
+    assert stored.rollout.phase == P.ROLLED_BACK, (seed, workers, results, stored.rollout.last_reason)
+    assert env.world.emu.current_split("fraud-scorer") == TrafficSplit(live={"blue": 100}), (seed, results)
+    trail = env.store.decisions(rollout_id)
+    assert [d.seq for d in trail] == list(range(1, len(trail) + 1)), (seed, "lost or duplicated audit rows")
+    actors = {d.actor for d in trail}
+    for name, actor in (("promote", "ana"), ("pause", "bob")):
+        if results[name] == "applied":
+            assert actor in actors, (seed, f"{name} applied but not in the audit trail")
+    assert any(d.actor.startswith("alert:") for d in trail), (seed, "the alert's rollback is not recorded")
+    assert "rolled back" in results["alert"], (seed, results)
+    return results
+
+
 @pytest.mark.parametrize("batch", range(4))
 def test_rollback_wins_and_nothing_is_lost_under_any_interleaving(batch):
     runs = RUNS // 4
     outcomes: dict[str, int] = {}
     for seed in range(batch * runs, (batch + 1) * runs):
-        rng = random.Random(seed)
-        env, rollout_id = canary_in_flight(seed)
-        workers = ["timer", "alert", "promote", "pause"]
-        rng.shuffle(workers)
-        turnstile = Turnstile(rng, workers)
-        results: dict[str, str] = {}
-        green_id = env.world.endpoint.deployment_arm_id(GREEN).lower()
-        jobs: dict[str, Callable[[Any], Any]] = {
-            "timer": lambda s: s.reconcile_all(),
-            "alert": lambda s: s.alert(alert(green_id)),
-            "promote": lambda s: s.command(rollout_id, CommandKind.PROMOTE, actor="ana", reason="looks good"),
-            "pause": lambda s: s.command(rollout_id, CommandKind.PAUSE, actor="bob", reason="wait"),
-        }
-
-        def work(name: str) -> None:
-            service = env.service(max_concurrency=1)
-            for kind in PORTS:
-                setattr(service, kind, Gate(getattr(service, kind), kind, name, turnstile))
-            try:
-                answer = jobs[name](service)
-                results[name] = "applied" if name != "alert" else str(answer)
-            except (CommandRejectedError, ConflictError) as exc:
-                results[name] = f"409 {type(exc).__name__}"
-            except BaseException as exc:  # noqa: BLE001 - reported below, with the seed
-                results[name] = f"CRASH {type(exc).__name__}: {exc}"
-            finally:
-                turnstile.done(name)
-
-        threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in workers]
-        for t in threads:
-            t.start()
-        turnstile.schedule()
-        for t in threads:
-            t.join(timeout=20)
-        assert not any(r.startswith("CRASH") for r in results.values()), (seed, results)
-        # settle: later ticks converge whatever landed last
-        plain = env.service()
-        for _ in range(3):
-            env.world.clock.advance(timedelta(minutes=1))
-            plain.reconcile_all()
-        stored = env.store.get(rollout_id)
-        assert stored is not None
-        assert stored.rollout.phase == P.ROLLED_BACK, (seed, workers, results, stored.rollout.last_reason)
-        assert env.world.emu.current_split("fraud-scorer") == TrafficSplit(live={"blue": 100}), (seed, results)
-        trail = env.store.decisions(rollout_id)
-        assert [d.seq for d in trail] == list(range(1, len(trail) + 1)), (seed, "lost or duplicated audit rows")
-        actors = {d.actor for d in trail}
-        for name, actor in (("promote", "ana"), ("pause", "bob")):
-            if results[name] == "applied":
-                assert actor in actors, (seed, f"{name} applied but not in the audit trail")
-        assert any(d.actor.startswith("alert:") for d in trail), (seed, "the alert's rollback is not recorded")
-        assert "rolled back" in results["alert"] or "409" in results["alert"], (seed, results)
+        results = one_interleaving(seed)
         key = f"{results['promote']}|{results['pause']}"
         outcomes[key] = outcomes.get(key, 0) + 1
-    print(f"\nbatch {batch}: {runs} interleavings; promote|pause outcomes: {outcomes}")  # noqa: T201
+    print(f"\nbatch {batch}: {runs} interleavings; promote|pause outcomes: {outcomes}")
