@@ -291,7 +291,7 @@ class Emulator:
         """Finish every operation whose time has come, and generate traffic up to now."""
         now = self.clock.now()
         for op in list(self.operations.values()):
-            if op.done_at > now or op.outcome == "Done":
+            if op.done_at > now or op.outcome in ("Done", "Hung"):
                 continue
             self._complete(op)
         self.sim.advance(now)

@@ -45,7 +45,7 @@ from shared.rollout.actions import (
 )
 from shared.rollout.analysis import WindowMetrics
 from shared.rollout.machine import CommandKind, CommandRejectedError, StartRejectedError
-from shared.rollout.model import EndpointRef, Rollout, RolloutPhase
+from shared.rollout.model import EndpointRef, Rollout, RolloutPhase, TrafficSplit
 from shared.rollout.observation import EndpointState, Observation
 from shared.rollout.policy import RolloutPolicy
 from shared.targets import PolicyFile
@@ -154,18 +154,21 @@ class RolloutService:
                 decision.rollout.phase,
                 decision.reason,
             )
-        self._act(saved.rollout, decision.actions)
+        applied = self._act(saved.rollout, decision.actions)
         if decision.changes_traffic:
+            saved = self._confirm(saved, applied)
             self._reassert(saved)
         self.events.publish(decision.events)
         return saved
 
-    def _act(self, rollout: Rollout, actions: Sequence[Action]) -> None:
-        """Traffic first, teardown last. A failed action stops the rest; the next tick retries."""
+    def _act(self, rollout: Rollout, actions: Sequence[Action]) -> TrafficSplit | None:
+        """Traffic first, teardown last. A failed action stops the rest; the next tick retries.
+        Returns the split Azure reported after our traffic change, if one was made."""
+        applied: TrafficSplit | None = None
         for action in sorted(actions, key=lambda a: ACTION_ORDER[type(a)]):
             try:
                 if isinstance(action, SetTraffic):
-                    self.gateway.set_traffic(rollout.endpoint, action.split)
+                    applied = self.gateway.set_traffic(rollout.endpoint, action.split)
                 elif isinstance(action, CreateDeployment):
                     self.gateway.create_deployment(rollout.endpoint, action)
                 elif isinstance(action, TagDeployment):
@@ -174,7 +177,18 @@ class RolloutService:
                     self.gateway.delete_deployment(rollout.endpoint, action.name)
             except ProviderError as exc:
                 log.warning("rollout %s: %s failed, will retry next tick: %s", rollout.id, _describe(action), exc)
-                return
+                return applied
+        return applied
+
+    def _confirm(self, saved: StoredRollout, applied: TrafficSplit | None) -> StoredRollout:
+        """Azure read back our split: confirm it now, so a person's change from here on is seen as
+        drift (and left alone) instead of being mistaken for our own order still in flight."""
+        if applied is None or applied != saved.rollout.desired or saved.rollout.traffic_confirmed:
+            return saved
+        try:
+            return self.store.save(saved, saved.rollout.model_copy(update={"traffic_confirmed": True}), None)
+        except ConflictError:
+            return saved  # a newer decision was saved meanwhile; _reassert deals with it
 
     def _reassert(self, saved: StoredRollout) -> None:
         """The endpoint has no ETag: if a newer decision was saved while we set traffic, ours may

@@ -537,6 +537,16 @@ def _pending(
         return _fail_before_traffic(
             rollout, policy, now, f"green {rollout.green} provisioning ended {green.provisioning_state}"
         )
+    if green.provisioning_state != "Succeeded":  # a state we do not know is never taken for ready
+        if waited > policy.provisioning_timeout:
+            return _fail_before_traffic(
+                rollout,
+                policy,
+                now,
+                f"green {rollout.green} was not ready within {format_duration(policy.provisioning_timeout)} "
+                f"(state {green.provisioning_state})",
+            )
+        return _hold(rollout, now, f"waiting for green {rollout.green} ({green.provisioning_state})")
     if rollout.blue and endpoint.deployment(rollout.blue) is None:
         return _pause(rollout, now, f"blue {rollout.blue} no longer exists; a person must decide")
     if policy.smoke_test is not None and rollout.smoke_passed is None:
