@@ -7,4 +7,4 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 echo "== ruff"; .venv/bin/ruff check .
 echo "== mypy (strict for shared/)"; .venv/bin/mypy --strict shared
 echo "== pytest"
-.venv/bin/python -m pytest --cov --cov-report=term:skip-covered -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -n 2 --dist loadfile --cov --cov-report=term:skip-covered -p no:cacheprovider "$@"
