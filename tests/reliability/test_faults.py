@@ -1,5 +1,5 @@
 """Azure faults, drift and deadlines: each ends in a documented safe state, with a clear reason, an
-event for operators and a log line. (The table below is the one in docs/OPERATIONS.md.)"""
+event for operators and a log line. The table below is the one in docs/RELIABILITY.md."""
 
 from __future__ import annotations
 
