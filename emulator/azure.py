@@ -205,6 +205,11 @@ class Emulator:
                 ep["properties"]["traffic"] = {name: traffic}
                 self._record_split(endpoint, TrafficSplit(live={name: traffic}))
 
+    def break_deployment(self, endpoint: str, deployment: str, state: str = "Failed") -> None:
+        """A deployment whose instances failed (e.g. its node pool was lost)."""
+        with self._lock:
+            self.deployments[(endpoint.lower(), deployment.lower())].body["properties"]["provisioningState"] = state
+
     def set_scenario(self, endpoint: str, deployment: str, scenario: Scenario) -> None:
         self.sim.set_scenario(endpoint, deployment, scenario)
 

@@ -606,6 +606,10 @@ def _judge(
         return _begin_rollback(rollout, now, f"green {rollout.green} {state}")
     if rollout.blue and endpoint.deployment(rollout.blue) is None and rollout.phase != P.BAKING:
         return _pause(rollout, now, f"blue {rollout.blue} no longer exists; a person must decide")
+    blue = endpoint.deployment(rollout.blue)
+    if blue is not None and blue.provisioning_state in PROVISIONING_FAILED:
+        # Rolling back onto a broken blue could hurt users more than holding: a person decides.
+        return _pause(rollout, now, f"blue {rollout.blue} is {blue.provisioning_state}; a person must decide")
     min_duration, max_duration, min_requests = _stage_limits(policy, rollout)
     label = _stage_label(policy, rollout.phase, rollout.step)
     window = analysis_window(rollout, policy, now)
