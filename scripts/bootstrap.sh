@@ -26,6 +26,13 @@ if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ requirements-dev.
   touch "$stamp"
 fi
 
+# checkov (infrastructure checks) pins an older `packaging` than pytest: its own small venv.
+if [ ! -x .tools/checkov/bin/checkov ]; then
+  echo "bootstrap: installing checkov"
+  "$PYTHON" -m venv .tools/checkov
+  .tools/checkov/bin/python -m pip install --quiet --disable-pip-version-check "checkov~=3.3"
+fi
+
 if [ ! -x node_modules/.bin/azurite-table ]; then
   echo "bootstrap: installing Azurite (npm)"
   if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --silent; else npm install --no-audit --no-fund --silent; fi

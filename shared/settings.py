@@ -31,6 +31,10 @@ SETTINGS: dict[str, str] = {
 }
 
 
+# For local development and the emulator only: in Azure the app uses its managed identity instead.
+DEV_ONLY = frozenset({"SAFE_ROLLOUT_STORAGE_CONNECTION", "SAFE_ROLLOUT_EVENTGRID_TOPIC_KEY"})
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""
 

@@ -1,0 +1,332 @@
+// Safe Rollout: a Function App (Flex Consumption, Python 3.11) with its managed identity, the storage
+// for its state, monitoring, least-privilege role assignments, and the wiring to an existing Azure ML
+// workspace (Event Grid system topic, traffic-log diagnostics, optional alerts). Deploy with `azd up`.
+targetScope = 'resourceGroup'
+
+@description('azd environment name; used to name resources.')
+@minLength(1)
+@maxLength(40)
+param environmentName string
+
+@description('Region for the app and its resources.')
+param location string = resourceGroup().location
+
+@description('Name of the existing Azure ML workspace whose online endpoints are rolled out.')
+param mlWorkspaceName string
+
+@description('Resource group of the Azure ML workspace (default: this one).')
+param mlWorkspaceResourceGroup string = resourceGroup().name
+
+@description('Region of the Azure ML workspace: the metrics endpoint is regional.')
+param mlWorkspaceLocation string = location
+
+@description('Model names whose registrations start rollouts (Event Grid subject filters; must match the policy file targets).')
+@minLength(1)
+@maxLength(25)
+param targetModels array
+
+@description('Online endpoints to watch: their traffic log goes to Log Analytics; alert rules are created on them when enableAlerts.')
+param monitoredEndpoints array = []
+
+@description('Shared secret the alert webhook expects (16+ characters).')
+@secure()
+@minLength(16)
+param alertSecret string
+
+@description('Second pass of azd (postdeploy hook): create the Event Grid subscription and the alert action group, which need the deployed functions.')
+param wireEvents bool = false
+
+@description('Create metric alert rules (green tail latency, 5xx and 424) that call the alert webhook.')
+param enableAlerts bool = false
+
+@description('P99 latency (ms) above which the alert fires for a deployment.')
+param alertLatencyMs int = 1000
+
+@description('Failed requests (5xx or 424) per minute above which the alert fires for a deployment.')
+param alertErrorsPerMinute int = 10
+
+@description('Publish lifecycle events to an Event Grid custom topic (CloudEvents).')
+param enableLifecycleTopic bool = true
+
+@description('NCRONTAB (six fields, UTC) of the reconcile timer.')
+param reconcileSchedule string = '0 */1 * * * *'
+
+@description('Largest number of instances the Flex Consumption plan may scale to.')
+@minValue(1)
+@maxValue(100)
+param maximumInstanceCount int = 10
+
+var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+var prefix = toLower(take(replace(environmentName, '-', ''), 10))
+var tags = { 'azd-env-name': environmentName, app: 'safe-rollout' }
+var tableName = 'saferollouts'
+var deploymentContainer = 'app-package'
+var deadLetterContainer = 'eventgrid-deadletter'
+// Azure built-in role ids (Microsoft Learn, "Azure built-in roles").
+var roles = {
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+  logAnalyticsReader: '73c42c96-874c-492b-b04d-ab87d138a893'
+  eventGridDataSender: 'd5a91429-5739-47e2-a06b-3470a27159e7'
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+}
+
+resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: 'log-${prefix}-${token}'
+  location: location
+  tags: tags
+  properties: {
+    sku: { name: 'PerGB2018' }
+    retentionInDays: 90
+  }
+}
+
+resource insights 'Microsoft.Insights/components@2020-02-02' = {
+  name: 'appi-${prefix}-${token}'
+  location: location
+  tags: tags
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: logs.id
+    DisableLocalAuth: true
+  }
+}
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_206:LRS is enough: the tables hold rollout state that the next rollout recreates; GRS doubles cost for little gain
+  // checkov:skip=CKV2_AZURE_1:Microsoft-managed keys; customer-managed keys are an organisation's choice, not a default
+  // checkov:skip=CKV2_AZURE_33:Private endpoints need a VNet-integrated plan; see docs/OPERATIONS.md, Hardening
+  // checkov:skip=CKV_AZURE_59:Flex Consumption without VNet integration reaches storage over its public endpoint; access is identity-only (shared keys disabled)
+  // checkov:skip=CKV_AZURE_33:No queues are used for data; the host's queues carry no payloads
+  // checkov:skip=CKV_AZURE_35:Flex Consumption without VNet integration reaches storage over its public endpoint; shared keys are disabled, so only Entra identities with a role get in
+  // checkov:skip=CKV_AZURE_43:The name is computed (st + env + unique token, lower-case, at most 24 characters); checkov cannot evaluate it
+  name: 'st${prefix}${take(token, 10)}'
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: { name: 'Standard_LRS' }
+  properties: {
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    allowCrossTenantReplication: false
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource blobs 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+  properties: {
+    deleteRetentionPolicy: { enabled: true, days: 7 }
+  }
+}
+
+resource packageContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobs
+  name: deploymentContainer
+  properties: { publicAccess: 'None' }
+}
+
+resource deadLetters 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobs
+  name: deadLetterContainer
+  properties: { publicAccess: 'None' }
+}
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource stateTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: tableService
+  name: tableName
+}
+
+resource lifecycleTopic 'Microsoft.EventGrid/topics@2022-06-15' = if (enableLifecycleTopic) {
+  // checkov:skip=CKV_AZURE_192:checkov cannot read a conditional resource's properties; this topic sets disableLocalAuth: true (passes when unconditional)
+  // checkov:skip=CKV_AZURE_191:checkov cannot read a conditional resource's properties; this topic has a system-assigned identity (passes when unconditional)
+  // checkov:skip=CKV_AZURE_193:The Function App publishes over the topic's public endpoint (no VNet); local auth is disabled, so only the app's identity can send
+  name: 'evgt-${prefix}-${token}'
+  location: location
+  tags: tags
+  identity: { type: 'SystemAssigned' }
+  properties: {
+    inputSchema: 'CloudEventSchemaV1_0'
+    disableLocalAuth: true
+    publicNetworkAccess: 'Enabled'
+  }
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225:Flex Consumption plans scale per request; zone redundancy is a per-region option to enable where offered (docs/OPERATIONS.md)
+  name: 'plan-${prefix}-${token}'
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: { tier: 'FlexConsumption', name: 'FC1' }
+  properties: { reserved: true }
+}
+
+resource app 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_56:Function keys guard every HTTP function and the alert webhook adds a shared secret; Easy Auth would block Azure Monitor's webhook
+  // checkov:skip=CKV_AZURE_17:Client certificates are not used by Event Grid or Azure Monitor webhooks
+  // checkov:skip=CKV_AZURE_212:Flex Consumption scales instances on demand; a fixed minimum does not apply
+  // checkov:skip=CKV_AZURE_222:Event Grid and Azure Monitor action groups call the functions over the public endpoint; every HTTP function needs a key
+  // checkov:skip=CKV_AZURE_213:A health-check path would need an anonymous function; the Functions host reports its own health to the platform
+  name: 'func-${prefix}-${token}'
+  location: location
+  tags: union(tags, { 'azd-service-name': 'api' })
+  kind: 'functionapp,linux'
+  identity: { type: 'SystemAssigned' }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      appSettings: [
+        { name: 'AzureWebJobsStorage__accountName', value: storage.name }
+        { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
+        { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'Authorization=AAD' }
+        { name: 'SAFE_ROLLOUT_POLICY_FILE', value: 'policy.yaml' }
+        { name: 'SAFE_ROLLOUT_STORAGE_ACCOUNT_URL', value: storage.properties.primaryEndpoints.table }
+        { name: 'SAFE_ROLLOUT_TABLE_NAME', value: tableName }
+        { name: 'SAFE_ROLLOUT_METRICS_ENDPOINT', value: 'https://${mlWorkspaceLocation}.metrics.monitor.azure.com' }
+        { name: 'SAFE_ROLLOUT_LOG_ANALYTICS_WORKSPACE_ID', value: logs.properties.customerId }
+        { name: 'SAFE_ROLLOUT_LOGS_ENDPOINT', value: 'https://api.loganalytics.io' }
+        { name: 'SAFE_ROLLOUT_EVENTGRID_TOPIC_ENDPOINT', value: enableLifecycleTopic ? lifecycleTopic.properties.endpoint : '' }
+        { name: 'SAFE_ROLLOUT_ALERT_SECRET', value: alertSecret }
+        { name: 'SAFE_ROLLOUT_RECONCILE_SCHEDULE', value: reconcileSchedule }
+        { name: 'SAFE_ROLLOUT_MAX_CONCURRENCY', value: '8' }
+        { name: 'SAFE_ROLLOUT_TICK_BUDGET_SECONDS', value: '240' }
+        { name: 'SAFE_ROLLOUT_POLLING_INTERVAL', value: '5' }
+        { name: 'SAFE_ROLLOUT_CREDENTIAL', value: 'default' }
+      ]
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainer}'
+          authentication: { type: 'SystemAssignedIdentity' }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: 2048
+      }
+      runtime: { name: 'python', version: '3.11' }
+    }
+  }
+}
+
+// The app's identity: host storage (deployment package, timer leases) and rollout state.
+resource appBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, app.id, roles.storageBlobDataOwner)
+  scope: storage
+  properties: {
+    principalId: app.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+  }
+}
+
+resource appQueues 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, app.id, roles.storageQueueDataContributor)
+  scope: storage
+  properties: {
+    principalId: app.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataContributor)
+  }
+}
+
+resource appTables 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(stateTable.id, app.id, roles.storageTableDataContributor)
+  scope: stateTable
+  properties: {
+    principalId: app.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+  }
+}
+
+resource appLogsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(logs.id, app.id, roles.logAnalyticsReader)
+  scope: logs
+  properties: {
+    principalId: app.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.logAnalyticsReader)
+  }
+}
+
+resource appTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(insights.id, app.id, roles.monitoringMetricsPublisher)
+  scope: insights
+  properties: {
+    principalId: app.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+  }
+}
+
+resource appEventSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (enableLifecycleTopic) {
+  name: guid(resourceGroup().id, app.id, roles.eventGridDataSender)
+  scope: lifecycleTopic
+  properties: {
+    principalId: app.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventGridDataSender)
+  }
+}
+
+module workspace 'workspace.bicep' = {
+  name: 'safe-rollout-workspace-${token}'
+  scope: resourceGroup(mlWorkspaceResourceGroup)
+  params: {
+    workspaceName: mlWorkspaceName
+    appPrincipalId: app.identity.principalId
+    functionAppId: app.id
+    functionHostName: app.properties.defaultHostName
+    logAnalyticsId: logs.id
+    deadLetterStorageId: storage.id
+    deadLetterContainer: deadLetterContainer
+    targetModels: targetModels
+    monitoredEndpoints: monitoredEndpoints
+    alertSecret: alertSecret
+    wireEvents: wireEvents
+    enableAlerts: enableAlerts
+    alertLatencyMs: alertLatencyMs
+    alertErrorsPerMinute: alertErrorsPerMinute
+    tags: tags
+  }
+}
+
+// Event Grid's system topic writes undeliverable events to the dead-letter container.
+resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, 'system-topic', roles.storageBlobDataContributor)
+  scope: storage
+  properties: {
+    principalId: workspace.outputs.systemTopicPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+  }
+}
+
+output AZURE_FUNCTION_APP_NAME string = app.name
+output SAFE_ROLLOUT_API string = 'https://${app.properties.defaultHostName}/api'
+output SAFE_ROLLOUT_STORAGE_ACCOUNT string = storage.name
+output SAFE_ROLLOUT_LOG_ANALYTICS_WORKSPACE_ID string = logs.properties.customerId

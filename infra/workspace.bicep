@@ -1,0 +1,240 @@
+// What Safe Rollout needs in the Azure ML workspace's resource group: a least-privilege custom role
+// for the app, Monitoring Reader, the Event Grid system topic with its ModelRegistered subscription,
+// traffic-log diagnostics on the watched endpoints, and optional metric alerts calling the webhook.
+targetScope = 'resourceGroup'
+
+param workspaceName string
+param appPrincipalId string
+param functionAppId string
+param functionHostName string
+param logAnalyticsId string
+param deadLetterStorageId string
+param deadLetterContainer string
+param targetModels array
+param monitoredEndpoints array
+@secure()
+param alertSecret string
+param wireEvents bool
+param enableAlerts bool
+param alertLatencyMs int
+param alertErrorsPerMinute int
+param tags object
+
+var monitoringReader = '43d0d8ad-25c7-4714-9337-8ba259a9fe05'
+var endpointNamespace = 'Microsoft.MachineLearningServices/workspaces/onlineEndpoints'
+
+resource ml 'Microsoft.MachineLearningServices/workspaces@2024-10-01' existing = {
+  name: workspaceName
+}
+
+// Only what the rollout does: read endpoints, set traffic, create/tag/delete deployments, read the
+// assets a copied deployment references, smoke-test with the endpoint key, poll operations.
+resource rolloutRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(ml.id, 'safe-rollout-operator')
+  properties: {
+    roleName: 'Safe Rollout operator (${workspaceName})'
+    description: 'Moves traffic between online deployments and creates, tags and deletes them.'
+    type: 'CustomRole'
+    assignableScopes: [ ml.id ]
+    permissions: [
+      {
+        actions: [
+          'Microsoft.MachineLearningServices/workspaces/read'
+          'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/read'
+          'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/write'
+          'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/listKeys/action'
+          'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments/read'
+          'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments/write'
+          'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments/delete'
+          'Microsoft.MachineLearningServices/workspaces/models/versions/read'
+          'Microsoft.MachineLearningServices/workspaces/environments/versions/read'
+          'Microsoft.MachineLearningServices/workspaces/codes/versions/read'
+          'Microsoft.MachineLearningServices/locations/mfeOperationsStatus/read'
+          'Microsoft.MachineLearningServices/locations/mfeOperationResults/read'
+        ]
+        notActions: []
+      }
+    ]
+  }
+}
+
+resource rolloutAssignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(ml.id, appPrincipalId, rolloutRole.id)
+  scope: ml
+  properties: {
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: rolloutRole.id
+  }
+}
+
+resource metricsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(ml.id, appPrincipalId, monitoringReader)
+  scope: ml
+  properties: {
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringReader)
+  }
+}
+
+resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
+  name: 'evgst-${workspaceName}'
+  location: ml.location
+  tags: tags
+  identity: { type: 'SystemAssigned' }
+  properties: {
+    source: ml.id
+    topicType: 'Microsoft.MachineLearningServices.Workspaces'
+  }
+}
+
+// Created on azd's second pass: the destination function must exist first.
+resource modelRegistered 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = if (wireEvents) {
+  parent: systemTopic
+  name: 'safe-rollout-model-registered'
+  properties: {
+    destination: {
+      endpointType: 'AzureFunction'
+      properties: {
+        resourceId: '${functionAppId}/functions/model_registered'
+        maxEventsPerBatch: 1
+        preferredBatchSizeInKilobytes: 64
+      }
+    }
+    eventDeliverySchema: 'EventGridSchema'
+    filter: {
+      includedEventTypes: [ 'Microsoft.MachineLearningServices.ModelRegistered' ]
+      advancedFilters: [
+        {
+          operatorType: 'StringBeginsWith'
+          key: 'subject'
+          values: [for model in targetModels: 'models/${model}:']
+        }
+      ]
+    }
+    retryPolicy: {
+      maxDeliveryAttempts: 30
+      eventTimeToLiveInMinutes: 1440
+    }
+    deadLetterWithResourceIdentity: {
+      identity: { type: 'SystemAssigned' }
+      deadLetterDestination: {
+        endpointType: 'StorageBlob'
+        properties: {
+          resourceId: deadLetterStorageId
+          blobContainerName: deadLetterContainer
+        }
+      }
+    }
+  }
+}
+
+resource endpoints 'Microsoft.MachineLearningServices/workspaces/onlineEndpoints@2024-10-01' existing = [
+  for endpoint in monitoredEndpoints: {
+    parent: ml
+    name: endpoint
+  }
+]
+
+// One row per request in AmlOnlineEndpointTrafficLog: per-request latency for the comparison.
+resource trafficLog 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = [
+  for (endpoint, i) in monitoredEndpoints: {
+    name: 'safe-rollout-traffic-log'
+    scope: endpoints[i]
+    properties: {
+      workspaceId: logAnalyticsId
+      logs: [
+        { category: 'AmlOnlineEndpointTrafficLog', enabled: true }
+      ]
+    }
+  }
+]
+
+resource webhook 'Microsoft.Insights/actionGroups@2023-01-01' = if (wireEvents && enableAlerts) {
+  name: 'ag-safe-rollout'
+  location: 'global'
+  tags: tags
+  properties: {
+    groupShortName: 'saferollout'
+    enabled: true
+    webhookReceivers: [
+      {
+        name: 'safe-rollout-alert-webhook'
+        serviceUri: 'https://${functionHostName}/api/alerts?secret=${alertSecret}&code=${listKeys('${functionAppId}/host/default', '2023-12-01').functionKeys.default}'
+        useCommonAlertSchema: true
+      }
+    ]
+  }
+}
+
+// Split by the `deployment` dimension, so the alert names the deployment and the webhook can tell
+// green from blue.
+resource latencyAlerts 'Microsoft.Insights/metricAlerts@2018-03-01' = [
+  for (endpoint, i) in monitoredEndpoints: if (wireEvents && enableAlerts) {
+    name: 'safe-rollout-p99-${endpoint}'
+    location: 'global'
+    tags: tags
+    properties: {
+      description: 'A deployment of ${endpoint} answers slowly (P99); Safe Rollout rolls back green.'
+      severity: 2
+      enabled: true
+      scopes: [ endpoints[i].id ]
+      evaluationFrequency: 'PT1M'
+      windowSize: 'PT5M'
+      criteria: {
+        'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+        allOf: [
+          {
+            criterionType: 'StaticThresholdCriterion'
+            name: 'p99'
+            metricNamespace: endpointNamespace
+            metricName: 'RequestLatency_P99'
+            operator: 'GreaterThan'
+            threshold: alertLatencyMs
+            timeAggregation: 'Average'
+            dimensions: [ { name: 'deployment', operator: 'Include', values: [ '*' ] } ]
+          }
+        ]
+      }
+      actions: [ { actionGroupId: webhook.id } ]
+    }
+  }
+]
+
+resource errorAlerts 'Microsoft.Insights/metricAlerts@2018-03-01' = [
+  for (endpoint, i) in monitoredEndpoints: if (wireEvents && enableAlerts) {
+    name: 'safe-rollout-errors-${endpoint}'
+    location: 'global'
+    tags: tags
+    properties: {
+      description: 'A deployment of ${endpoint} fails requests (5xx, or 424: the model returned 500).'
+      severity: 1
+      enabled: true
+      scopes: [ endpoints[i].id ]
+      evaluationFrequency: 'PT1M'
+      windowSize: 'PT5M'
+      criteria: {
+        'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+        allOf: [
+          {
+            criterionType: 'StaticThresholdCriterion'
+            name: 'failed'
+            metricNamespace: endpointNamespace
+            metricName: 'RequestsPerMinute'
+            operator: 'GreaterThan'
+            threshold: alertErrorsPerMinute
+            timeAggregation: 'Total'
+            dimensions: [
+              { name: 'deployment', operator: 'Include', values: [ '*' ] }
+              { name: 'statusCode', operator: 'Include', values: [ '424', '500', '502', '503', '504' ] }
+            ]
+          }
+        ]
+      }
+      actions: [ { actionGroupId: webhook.id } ]
+    }
+  }
+]
+
+output systemTopicPrincipalId string = systemTopic.identity.principalId
