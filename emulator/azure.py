@@ -249,6 +249,9 @@ class Emulator:
     # -- request entry ----------------------------------------------------------------------------
 
     def handle(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> Response:
+        if self.latency_hook is not None:  # simulated network latency, outside the lock like the real thing
+            host = (urlsplit(url).hostname or "").lower()
+            self.latency_hook("metrics" if "metrics.monitor" in host else "logs" if "loganalytics" in host else "arm")
         with self._lock:
             self._settle()
             parts = urlsplit(url)
@@ -285,10 +288,6 @@ class Emulator:
         headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
         code = {429: "TooManyRequests", 409: "Conflict"}.get(fault.status, "InternalServerError")
         return _error(fault.status, code, f"injected fault ({fault.status})", headers)
-
-    def _hook(self, service: str) -> None:
-        if self.latency_hook is not None:
-            self.latency_hook(service)
 
     # -- long-running operations on the simulated clock --------------------------------------------
 
@@ -356,7 +355,6 @@ class Emulator:
     _WS = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)"  # noqa: E501
 
     def _arm(self, method: str, path: str, query: dict[str, str], body: Any) -> Response:
-        self._hook("arm")
         m = re.match(
             r"^/subscriptions/[^/]+/providers/Microsoft\.MachineLearningServices/locations/[^/]+/"
             r"(mfeOperationsStatus|mfeOperationResults)/([^/?]+)$",
@@ -696,7 +694,6 @@ class Emulator:
     # -- Azure Monitor metrics --------------------------------------------------------------------
 
     def _metrics(self, method: str, path: str, query: dict[str, str], body: Any) -> Response:
-        self._hook("metrics")
         if method != "POST" or not path.lower().endswith("/metrics:getbatch"):
             return _error(404, "NotFound", f"the emulator serves only metrics:getBatch, not {path}")
         if (fault := self._fault("metrics")) is not None:
@@ -865,7 +862,6 @@ class Emulator:
     )
 
     def _logs(self, method: str, path: str, body: Any) -> Response:
-        self._hook("logs")
         if method != "POST" or not re.match(r"^/v1/workspaces/[^/]+/query$", path):
             return _error(404, "PathNotFoundError", f"the emulator serves only workspace queries, not {path}")
         fault = self._fault("logs")

@@ -97,8 +97,9 @@ class TrafficSimulator:
     # keeps memory bounded at scale while the metrics keep exact counts).
     MAX_LOG_ROWS_PER_MINUTE = 400
 
-    def __init__(self, start: datetime, seed: int = 0) -> None:
+    def __init__(self, start: datetime, seed: int = 0, *, keep_logs: bool = True) -> None:
         self.rng = np.random.default_rng(seed)
+        self.keep_logs = keep_logs
         self.generated_until = start.replace(second=0, microsecond=0)
         self.endpoints: dict[str, EndpointTraffic] = {}
         self.scenarios: dict[tuple[str, str], Scenario] = {}
@@ -187,7 +188,7 @@ class TrafficSimulator:
         if live:
             self.user_answers[key] += n
             self.user_errors[key] += sum(int(c) for c, (code, _) in zip(outcome, codes, strict=True) if code >= 408)
-        keep = min(n, self.MAX_LOG_ROWS_PER_MINUTE)
+        keep = min(n, self.MAX_LOG_ROWS_PER_MINUTE) if self.keep_logs else 0
         seconds = np.sort(self.rng.uniform(0, 60, keep))
         for i in range(keep):
             self._request_seq += 1

@@ -245,6 +245,84 @@ def check_latency(
     )
 
 
+def check_tail(
+    policy: RolloutPolicy, metrics: WindowMetrics, min_requests: int, compare: bool, alpha: float
+) -> CheckResult:
+    """Exceedances of blue's tail percentile: green's share vs blue's (Fisher exact, one-sided)."""
+    cfg = policy.tail_latency
+    green, blue = metrics.green, metrics.blue
+    q = cfg.percentile
+    evidence: dict[str, EvidenceValue] = {
+        "percentile": q,
+        "green_samples": len(green.latency_ms),
+        "alpha": _round(alpha),
+    }
+    if not compare:
+        return CheckResult(
+            check="tail",
+            verdict=Verdict.PASS,
+            summary="no baseline to compare the tail with",
+            evidence=evidence,
+            required=False,
+        )
+    if (
+        green.latency_kind != "request"
+        or blue is None
+        or len(green.latency_ms) < min_requests
+        or len(blue.latency_ms) < min_requests
+    ):
+        # Per-minute percentiles cannot describe a tail; the P90 check and ceilings still apply.
+        return CheckResult(
+            check="tail",
+            verdict=Verdict.NO_DATA,
+            summary="needs per-request latencies",
+            evidence=evidence,
+            required=False,
+        )
+    g = np.asarray(green.latency_ms, dtype=float)
+    b = np.asarray(blue.latency_ms, dtype=float)
+    cut = float(np.percentile(b, q))
+    green_q = float(np.percentile(g, q))
+    ratio = green_q / cut - 1 if cut > 0 else 0.0
+    g_over, b_over = int((g > cut).sum()), int((b > cut).sum())
+    evidence |= {
+        "blue_ms": _round(cut),
+        "green_ms": _round(green_q),
+        "increase": _round(ratio),
+        "max_increase": cfg.max_increase,
+        "green_over": g_over,
+        "blue_over": b_over,
+        "blue_samples": len(b),
+    }
+    if ratio <= cfg.max_increase:
+        return CheckResult(
+            check="tail",
+            verdict=Verdict.PASS,
+            summary=f"green P{q:g} {green_q:.0f} ms vs blue {cut:.0f} ms: within +{cfg.max_increase:.0%}",
+            evidence=evidence,
+            required=False,
+        )
+    result = stats.fisher_exact([[g_over, len(g) - g_over], [b_over, len(b) - b_over]], alternative="greater")
+    p_value = float(result.pvalue)
+    evidence |= {"test": "Fisher exact on exceedances, one-sided", "p_value": _round(p_value)}
+    share = f"{g_over / len(g):.1%} of green's requests vs {b_over / len(b):.1%} of blue's slower than {cut:.0f} ms"
+    if p_value < alpha:
+        return CheckResult(
+            check="tail",
+            verdict=Verdict.FAIL,
+            summary=f"tail P{q:g} +{ratio:.0%} exceeds +{cfg.max_increase:.0%}: {share} ({_p(p_value)})",
+            evidence=evidence,
+            required=False,
+        )
+    return CheckResult(
+        check="tail",
+        verdict=Verdict.PASS,
+        summary=f"tail P{q:g} higher but not significant: {share} ({_p(p_value)})",
+        evidence=evidence,
+        required=False,
+    )
+
+
 def check_resource(name: str, values: Sequence[float], ceiling: float | None, sustained: int) -> CheckResult:
     evidence: dict[str, EvidenceValue] = {"ceiling": ceiling, "minutes": len(values)}
     if ceiling is None:
@@ -284,6 +362,8 @@ def analyse(policy: RolloutPolicy, metrics: WindowMetrics, min_requests: int, co
         results.append(check_errors(policy, metrics, min_requests, compare, alpha))
     if policy.latency.enabled:
         results.append(check_latency(policy, metrics, min_requests, compare, alpha))
+    if policy.tail_latency.enabled:
+        results.append(check_tail(policy, metrics, min_requests, compare, alpha))
     res = policy.resources
     results.append(check_resource("cpu", metrics.green.cpu_percent, res.cpu_ceiling, res.sustained_minutes))
     results.append(check_resource("memory", metrics.green.memory_percent, res.memory_ceiling, res.sustained_minutes))

@@ -80,7 +80,7 @@ class ErrorCheck(Frozen):
     """Server-side failures: by default 5xx, 408 (model timeout) and 424 (model returned 5xx)."""
 
     enabled: bool = True
-    max_increase: Fraction = 0.01  # green may exceed blue's error rate by this many points (0.01 = 1)
+    max_increase: Fraction = 0.005  # green may exceed blue's error rate by this many points (0.005 = half a point)
     ceiling: Fraction | None = 0.05  # veto: green's error rate significantly above this
     status_codes: tuple[str, ...] = ("5xx", "408", "424")
 
@@ -90,6 +90,16 @@ class LatencyCheck(Frozen):
     percentile: Annotated[float, Field(gt=0, lt=100)] = 90
     max_increase: Annotated[float, Field(ge=0)] = 0.2  # relative: 0.2 = green may be 20% slower
     ceiling_ms: Annotated[float, Field(gt=0)] | None = None  # veto: green's percentile above this
+
+
+class TailLatencyCheck(Frozen):
+    """The slow tail: green's share of requests slower than blue's `percentile` is compared with
+    blue's own share (a one-sided exceedance test), so a regression of a few percent of requests is
+    caught even when the median and P90 do not move."""
+
+    enabled: bool = True
+    percentile: Annotated[float, Field(gt=50, lt=100)] = 99
+    max_increase: Annotated[float, Field(ge=0)] = 0.5  # green's P99 may be 50% above blue's
 
 
 class ResourceCheck(Frozen):
@@ -124,6 +134,7 @@ class RolloutPolicy(Frozen):
     bake: BakeStage = BakeStage()
     errors: ErrorCheck = ErrorCheck()
     latency: LatencyCheck = LatencyCheck()
+    tail_latency: TailLatencyCheck = TailLatencyCheck()
     resources: ResourceCheck = ResourceCheck()
     analysis: AnalysisSettings = AnalysisSettings()
     smoke_test: SmokeTest | None = None
@@ -162,7 +173,7 @@ class RolloutPolicy(Frozen):
         return 1 + math.ceil(longest / self.analysis.interval)
 
     def comparisons(self) -> int:
-        return int(self.errors.enabled) + int(self.latency.enabled)
+        return int(self.errors.enabled) + int(self.latency.enabled) + int(self.tail_latency.enabled)
 
     def per_look_alpha(self) -> float:
         """The significance level of one comparison at one look (Bonferroni over the rollout).

@@ -34,10 +34,10 @@ def dm(requests: int, errors: int = 0, latency: tuple[float, ...] = (), kind: st
         (dm(500, 5), dm(100, 1), True, Verdict.NO_DATA, "blue served 100"),
         (dm(500, 5), None, True, Verdict.NO_DATA, "blue served 0"),
         # within the allowed increase: pass with the numbers
-        (dm(2000, 20), dm(20000, 200), True, Verdict.PASS, "within +1.00%"),
-        (dm(2000, 35), dm(20000, 200), True, Verdict.PASS, "green 1.75% vs blue 1.00%"),
+        (dm(2000, 20), dm(20000, 200), True, Verdict.PASS, "within +0.50%"),
+        (dm(2000, 28), dm(20000, 200), True, Verdict.PASS, "green 1.40% vs blue 1.00%"),
         # a clear increase with enough data: fail
-        (dm(5000, 175), dm(50000, 500), True, Verdict.FAIL, "exceeds +1.00%"),
+        (dm(5000, 175), dm(50000, 500), True, Verdict.FAIL, "exceeds +0.50%"),
         # higher, but too little data to be sure: inconclusive (hold)
         (dm(200, 6), dm(2000, 10), True, Verdict.INCONCLUSIVE, "not yet significant"),
         # absolute ceiling is a veto, even with no baseline
@@ -172,3 +172,32 @@ def test_calibration_clear_regressions_fail(green_kw, check):
         results = {r.check: r for r in analyse(RolloutPolicy(), window(green, blue), 200, compare=True)}
         detected += results[check].verdict == Verdict.FAIL
     assert detected == 50
+
+
+@pytest.mark.parametrize(
+    ("tail_rate", "multiplier", "verdict"),
+    [(0.0, 1.0, Verdict.PASS), (0.03, 4.0, Verdict.FAIL), (0.002, 1.3, Verdict.PASS)],
+)
+def test_tail_check_catches_a_slow_few_percent_that_p90_misses(tail_rate, multiplier, verdict):
+    from shared.rollout.analysis import check_tail
+
+    rng = np.random.default_rng(11)
+    base = rng.lognormal(np.log(80), 0.35, 4000)
+    green = rng.lognormal(np.log(80), 0.35, 2000)
+    slow = rng.random(2000) < tail_rate
+    green[slow] *= multiplier
+    g, b = dm(2000, 0, tuple(green.tolist())), dm(4000, 0, tuple(base.tolist()))
+    result = check_tail(POLICY, window(g, b), 200, True, ALPHA)
+    assert result.verdict == verdict, result.summary
+    assert not result.required  # a veto: it can fail a stage, never hold one
+    if verdict == Verdict.FAIL:
+        assert result.evidence["test"] == "Fisher exact on exceedances, one-sided"
+        latency = check_latency(POLICY, window(g, b), 200, True, ALPHA)
+        assert latency.verdict == Verdict.PASS  # the P90 check alone would have let it through
+
+
+def test_tail_check_needs_per_request_samples():
+    from shared.rollout.analysis import check_tail
+
+    minutes = dm(1000, 0, (100.0,) * 10, kind="minute")
+    assert check_tail(POLICY, window(minutes, minutes), 200, True, ALPHA).verdict == Verdict.NO_DATA

@@ -121,4 +121,5 @@ def test_per_look_alpha_spends_the_budget_over_every_look():
     policy = RolloutPolicy()
     looks = policy.looks_per_stage()
     stages = len(policy.steps) + 1
-    assert policy.per_look_alpha() == pytest.approx(0.01 / (stages * looks * 2))
+    assert policy.comparisons() == 3  # errors, latency, tail
+    assert policy.per_look_alpha() == pytest.approx(0.01 / (stages * looks * 3))
