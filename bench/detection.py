@@ -32,12 +32,13 @@ from typing import Any
 import numpy as np
 
 from emulator.traffic import MinuteStats, Scenario, TrafficSimulator
+from shared.adapters.monitor import is_error
 from shared.rollout.actions import SetTraffic
 from shared.rollout.analysis import DeploymentMetrics, WindowMetrics
 from shared.rollout.machine import analysis_window, decide, plan_start
 from shared.rollout.model import EndpointRef, ModelRef, RolloutPhase, TrafficSplit, WorkspaceRef
 from shared.rollout.observation import DeploymentState, EndpointState, Observation
-from shared.rollout.policy import RolloutPolicy
+from shared.rollout.policy import ErrorCheck, RolloutPolicy
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 EP = "bench-endpoint"
@@ -112,9 +113,10 @@ class World:
 
 
 def _counts(stats: list[MinuteStats]) -> tuple[int, int, int]:
-    """(requests, errors as Safe Rollout counts them: 5xx/408/424, non-2xx)."""
+    """(requests, errors as Safe Rollout counts them (the policy's status codes), non-2xx)."""
     requests = sum(s.requests for s in stats)
-    errors = sum(n for s in stats for (code, _), n in s.by_status.items() if code >= 500 or code in (408, 424))
+    codes = ErrorCheck().status_codes
+    errors = sum(n for s in stats for (code, model), n in s.by_status.items() if is_error(str(code), str(model), codes))
     non2xx = sum(n for s in stats for (code, _), n in s.by_status.items() if code >= 300)
     return requests, errors, non2xx
 
@@ -174,11 +176,7 @@ def safe_rollout(world: World, case: Case, run: Run, threshold_ms: float) -> Non
                 "green": DeploymentState(name="green", provisioning_state=state),
             },
         )
-        window = (
-            analysis_window(rollout.model_copy(update={"traffic_confirmed": True}), policy, now)
-            if endpoint.traffic == rollout.desired
-            else None
-        )
+        window = analysis_window(rollout, policy, now, endpoint.traffic)
         metrics = None
         if window is not None:
             metrics = WindowMetrics(

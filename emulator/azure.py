@@ -352,7 +352,10 @@ class Emulator:
 
     # -- ARM --------------------------------------------------------------------------------------
 
-    _WS = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)"  # noqa: E501
+    _WS = (
+        r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
+        r"/providers/Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)"
+    )
 
     def _arm(self, method: str, path: str, query: dict[str, str], body: Any) -> Response:
         m = re.match(

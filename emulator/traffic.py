@@ -183,7 +183,7 @@ class TrafficSimulator:
             if count:
                 stats.by_status[(code, model_code)] += int(count)
                 statuses += [(code, model_code)] * int(count)
-        self.rng.shuffle(statuses)  # type: ignore[arg-type]
+        statuses = [statuses[i] for i in self.rng.permutation(len(statuses))]
         stats.latencies.extend(float(x) for x in latencies)
         if live:
             self.user_answers[key] += n

@@ -238,10 +238,8 @@ class RolloutService:
         )
 
     def _metrics_query(self, stored: StoredRollout, observation: Observation) -> MetricsQuery | None:
-        rollout = stored.rollout
-        if observation.endpoint is not None and observation.endpoint.traffic == rollout.desired:
-            rollout = rollout.model_copy(update={"traffic_confirmed": True})  # decide() will confirm it too
-        window = machine.analysis_window(rollout, stored.policy, self.clock.now())
+        traffic = observation.endpoint.traffic if observation.endpoint is not None else None
+        window = machine.analysis_window(stored.rollout, stored.policy, self.clock.now(), traffic)
         if window is None:
             return None
         r, p = stored.rollout, stored.policy

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from shared.ports import DecisionRecord, StoredRollout
-from shared.rollout.machine import max_green_live
+from shared.rollout.machine import max_green_live, stage_label
+from shared.rollout.model import RolloutPhase
 
 
 def stage_of(stored: StoredRollout) -> str:
-    r, p = stored.rollout, stored.policy
-    if r.phase == "Canary" and 0 <= r.step < len(p.steps):
-        return f"canary {p.steps[r.step].percent}%"
-    if r.phase == "Mirroring" and p.mirror:
-        return f"mirror {p.mirror.percent}%"
+    """The core's stage label where traffic is being judged step by step; the phase otherwise."""
+    r = stored.rollout
+    if r.phase in (RolloutPhase.MIRRORING, RolloutPhase.CANARY):
+        return stage_label(stored.policy, r.phase, r.step)
     return str(r.phase)
 
 

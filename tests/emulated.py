@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from emulator.azure import Emulator
 from emulator.clock import SimClock
@@ -24,8 +25,8 @@ class World:
     transport: EmulatorTransport
     endpoint: EndpointRef
 
-    def gateway(self, **kw: object) -> AzureMLGateway:
-        return AzureMLGateway(StaticCredential(), transport=self.transport, polling_interval=0, **kw)  # type: ignore[arg-type]
+    def gateway(self, **kw: Any) -> AzureMLGateway:
+        return AzureMLGateway(StaticCredential(), transport=self.transport, polling_interval=0, **kw)
 
     def metrics(self, logs: bool = False) -> MonitorMetrics:
         return MonitorMetrics(

@@ -158,7 +158,7 @@ def _needs_approval(policy: RolloutPolicy, phase: RolloutPhase, step: int) -> bo
     return phase == P.BAKING and policy.bake.approval
 
 
-def _stage_label(policy: RolloutPolicy, phase: RolloutPhase, step: int) -> str:
+def stage_label(policy: RolloutPolicy, phase: RolloutPhase, step: int) -> str:
     if phase == P.MIRRORING and policy.mirror:
         return f"mirror {policy.mirror.percent}%"
     if phase == P.CANARY:
@@ -246,7 +246,7 @@ def _enter_stage(
         waiting = rollout.model_copy(
             update={"phase": P.AWAITING_APPROVAL, "gate_to": phase, "step": step, "stage_started_at": now}
         )
-        why = f"{reason}; waiting for approval before {_stage_label(policy, phase, step)}"
+        why = f"{reason}; waiting for approval before {stage_label(policy, phase, step)}"
         return _decision(
             rollout,
             waiting,
@@ -269,7 +269,7 @@ def _enter_stage(
             "consecutive_errors": 0,
         }
     )
-    why = f"{reason}; starting {_stage_label(policy, phase, step)}"
+    why = f"{reason}; starting {stage_label(policy, phase, step)}"
     actions: list[Action] = [] if moved.traffic_confirmed else [SetTraffic(split=split)]
     return _decision(
         rollout,
@@ -277,7 +277,7 @@ def _enter_stage(
         now,
         why,
         actions=actions,
-        events=[_event(moved, "StageStarted", why, stage=_stage_label(policy, phase, step))],
+        events=[_event(moved, "StageStarted", why, stage=stage_label(policy, phase, step))],
         evidence=evidence,
         actor=actor,
     )
@@ -586,9 +586,13 @@ def _stage_limits(policy: RolloutPolicy, rollout: Rollout) -> tuple[Any, Any, in
     return policy.bake.duration, policy.bake.max_duration, policy.bake.min_requests
 
 
-def analysis_window(rollout: Rollout, policy: RolloutPolicy, now: datetime) -> tuple[datetime, datetime] | None:
-    """The settled window to judge, once the stage has run its minimum time; None before that."""
-    if rollout.phase not in EXPOSED_PHASES or not rollout.traffic_confirmed:
+def analysis_window(
+    rollout: Rollout, policy: RolloutPolicy, now: datetime, endpoint_traffic: TrafficSplit | None = None
+) -> tuple[datetime, datetime] | None:
+    """The settled window to judge, once the stage has run its minimum time; None before that.
+    Traffic counts as confirmed when the endpoint is seen holding it, as decide() would confirm it."""
+    confirmed = rollout.traffic_confirmed or endpoint_traffic == rollout.desired
+    if rollout.phase not in EXPOSED_PHASES or not confirmed:
         return None
     min_duration, _, _ = _stage_limits(policy, rollout)
     end = now - policy.analysis.ingestion_lag
@@ -611,7 +615,7 @@ def _judge(
         # Rolling back onto a broken blue could hurt users more than holding: a person decides.
         return _pause(rollout, now, f"blue {rollout.blue} is {blue.provisioning_state}; a person must decide")
     min_duration, max_duration, min_requests = _stage_limits(policy, rollout)
-    label = _stage_label(policy, rollout.phase, rollout.step)
+    label = stage_label(policy, rollout.phase, rollout.step)
     window = analysis_window(rollout, policy, now)
     if window is None:
         return _hold(

@@ -160,7 +160,7 @@ def test_smoke_test_calls_the_deployment_directly_with_the_endpoint_key():
     assert "HTTP 424" in result.detail
 
 
-def test_scoring_requests_never_carry_the_management_token():
+def test_scoring_requests_never_carry_the_management_token(monkeypatch):
     seen: list[dict[str, str]] = []
     world = make_world()
     original = world.emu.handle
@@ -170,7 +170,7 @@ def test_scoring_requests_never_carry_the_management_token():
             seen.append(headers)
         return original(method, url, headers, body)
 
-    world.emu.handle = spy  # type: ignore[method-assign]
+    monkeypatch.setattr(world.emu, "handle", spy)
     world.gateway().smoke_test(world.endpoint, "blue", [{"x": 1}])
     (headers,) = seen
     assert headers["Authorization"] == "Bearer emulator-key-1"

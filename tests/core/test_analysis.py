@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pytest
 
@@ -22,8 +24,10 @@ POLICY = RolloutPolicy()
 ALPHA = POLICY.per_look_alpha()
 
 
-def dm(requests: int, errors: int = 0, latency: tuple[float, ...] = (), kind: str = "request") -> DeploymentMetrics:
-    return DeploymentMetrics(requests=requests, errors=errors, latency_ms=latency, latency_kind=kind)  # type: ignore[arg-type]
+def dm(
+    requests: int, errors: int = 0, latency: tuple[float, ...] = (), kind: Literal["request", "minute"] = "request"
+) -> DeploymentMetrics:
+    return DeploymentMetrics(requests=requests, errors=errors, latency_ms=latency, latency_kind=kind)
 
 
 @pytest.mark.parametrize(
