@@ -30,6 +30,10 @@ class AlreadyExistsError(ConflictError):
     """A rollout for this model version exists, or another rollout holds the endpoint."""
 
 
+class EndpointBusyError(AlreadyExistsError):
+    """Another rollout holds the endpoint's lock (not a duplicate of this one)."""
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
@@ -113,6 +117,10 @@ class StoredRollout:
     rollout: Rollout
     policy: RolloutPolicy
     etag: str
+    # The stored policy snapshot could not be read (written by an older version, or holding a value
+    # no longer accepted): `policy` is then the defaults, used only to finish safely, and the
+    # rollout is isolated (paused for a person) instead of stopping every tick.
+    policy_error: str | None = None
 
 
 class RolloutStore(Protocol):

@@ -25,6 +25,7 @@ from shared.ports import (
     Clock,
     ConflictError,
     DecisionRecord,
+    EndpointBusyError,
     EndpointGateway,
     EventPublisher,
     MetricsQuery,
@@ -48,16 +49,25 @@ from shared.rollout.machine import CommandKind, CommandRejectedError, StartRejec
 from shared.rollout.model import EndpointRef, Rollout, RolloutPhase, TrafficSplit
 from shared.rollout.observation import EndpointState, Observation
 from shared.rollout.policy import RolloutPolicy
+from shared.rollout.versions import model_of, not_newer_reason
 from shared.targets import PolicyFile
 
 log = logging.getLogger("safe_rollout")
 ACTION_ORDER: dict[type[Any], int] = {SetTraffic: 0, TagDeployment: 1, CreateDeployment: 2, DeleteDeployment: 3}
 SAVE_RETRIES = 5  # a person's command: then 409, and they can try again
 ROLLBACK_RETRIES = 25  # an alert's rollback: each retry reloads; then 503 so the action group retries
+START_RETRIES = 5  # a registration racing another: look again; then fail so Event Grid redelivers
+MAX_NOTES = 20  # audit notes that change nothing (resolved alerts) kept per rollout; the rest are logged
+# Commands that may send users to green: the endpoint is read first so a failed green is refused.
+TOWARD_GREEN = frozenset({CommandKind.RESUME, CommandKind.APPROVE, CommandKind.PROMOTE, CommandKind.PROMOTE_FULL})
 
 
 class NotFoundError(LookupError):
     pass
+
+
+class _LookAgainError(Exception):
+    """The endpoint's rollouts changed while starting one: read everything again."""
 
 
 @dataclass(frozen=True)
@@ -76,10 +86,6 @@ class TickReport:
     deferred: int = 0  # left for the next tick: the time budget ran out
     metrics_calls: int = 0
     errors: list[str] = field(default_factory=list)
-
-
-def _version_key(version: str) -> tuple[int, int | str]:
-    return (0, int(version)) if version.isdigit() else (1, version)
 
 
 def _record(before: Rollout, decision: Decision, now: datetime) -> DecisionRecord:
@@ -154,16 +160,29 @@ class RolloutService:
                 decision.rollout.phase,
                 decision.reason,
             )
-        applied = self._act(saved.rollout, decision.actions)
+        applied, refused = self._act(saved.rollout, decision.actions)
         if decision.changes_traffic:
             saved = self._confirm(saved, applied)
             self._reassert(saved)
+        if refused:
+            saved = self._note_refusal(saved, refused)
         self.events.publish(decision.events)
         return saved
 
-    def _act(self, rollout: Rollout, actions: Sequence[Action]) -> TrafficSplit | None:
+    def _note_refusal(self, saved: StoredRollout, refused: str) -> StoredRollout:
+        """Keep what Azure said when it refused our order, so the decision that gives up on it
+        (after the error limit) can say why. No audit row: the next tick's decision has one."""
+        if saved.rollout.last_action_error == refused:
+            return saved
+        try:
+            return self.store.save(saved, saved.rollout.model_copy(update={"last_action_error": refused}), None)
+        except (ConflictError, ProviderError):
+            return saved  # a newer decision was saved, or storage blinked: the next tick decides afresh
+
+    def _act(self, rollout: Rollout, actions: Sequence[Action]) -> tuple[TrafficSplit | None, str]:
         """Traffic first, teardown last. A failed action stops the rest; the next tick retries.
-        Returns the split Azure reported after our traffic change, if one was made."""
+        Returns the split Azure reported after our traffic change, if one was made, and what
+        Azure said if it refused an action."""
         applied: TrafficSplit | None = None
         for action in sorted(actions, key=lambda a: ACTION_ORDER[type(a)]):
             try:
@@ -177,8 +196,8 @@ class RolloutService:
                     self.gateway.delete_deployment(rollout.endpoint, action.name)
             except ProviderError as exc:
                 log.warning("rollout %s: %s failed, will retry next tick: %s", rollout.id, _describe(action), exc)
-                return applied
-        return applied
+                return applied, (f"{_describe(action)}: {exc}"[:500] if isinstance(action, SetTraffic) else "")
+        return applied, ""
 
     def _confirm(self, saved: StoredRollout, applied: TrafficSplit | None) -> StoredRollout:
         """Azure read back our split: confirm it now, so a person's change from here on is seen as
@@ -279,7 +298,12 @@ class RolloutService:
         if stored is None:
             raise NotFoundError(rollout_id)
         ((stored, obs),) = self._with_metrics([(stored, self._observe_endpoint(stored))])
-        return self._commit(stored, machine.decide(stored.rollout, stored.policy, obs, self.clock.now()))
+        return self._commit(stored, self._decide(stored, obs))
+
+    def _decide(self, stored: StoredRollout, observation: Observation) -> Decision:
+        if stored.policy_error is not None:
+            return machine.decide_isolated(stored.rollout, observation, self.clock.now(), stored.policy_error)
+        return machine.decide(stored.rollout, stored.policy, observation, self.clock.now())
 
     def reconcile_all(self) -> TickReport:
         """One timer tick: every due rollout, bounded concurrency, one failure never blocks the
@@ -314,7 +338,7 @@ class RolloutService:
                     return "deferred"
                 stored, obs = pair
                 try:
-                    self._commit(stored, machine.decide(stored.rollout, stored.policy, obs, self.clock.now()))
+                    self._commit(stored, self._decide(stored, obs))
                 except ConflictError:
                     return "conflict"
                 return "ok"
@@ -353,43 +377,63 @@ class RolloutService:
 
     def start(self, registration: ModelRegistration) -> StartOutcome:
         """Start (or supersede into) a rollout for a registered model version. Idempotent.
-        Raises ProviderError if Azure cannot be read (Event Grid retries); nothing is written then."""
+
+        Raises ProviderError if Azure or storage cannot be read, or if the endpoint's rollouts kept
+        changing under us: Event Grid then redelivers the event, and nothing was written. An event
+        is acknowledged as a duplicate only when this very version's rollout exists."""
         matched = self.policies.match(registration.workspace, registration.model.name, registration.tags)
         if isinstance(matched, str):
             log.info("ignored %s (event %s): %s", registration.model.label, registration.event_id, matched)
             return StartOutcome("ignored", matched)
         _, endpoint_name, policy = matched
         endpoint_ref = EndpointRef(workspace=registration.workspace, name=endpoint_name)
+        for _ in range(START_RETRIES):
+            try:
+                return self._start_once(registration, endpoint_ref, policy)
+            except _LookAgainError as exc:
+                log.info("event %s: %s; looking again", registration.event_id, exc)
+        raise ProviderError(
+            f"endpoint {endpoint_name}'s rollouts kept changing while starting {registration.model.label}; "
+            "the event will be delivered again"
+        )
+
+    def _start_once(
+        self, registration: ModelRegistration, endpoint_ref: EndpointRef, policy: RolloutPolicy
+    ) -> StartOutcome:
+        label = registration.model.label
         rollout_id = machine.rollout_id_for(endpoint_ref, registration.model)
         if self.store.get(rollout_id) is not None:
-            msg = f"{registration.model.label} already has rollout {rollout_id} on {endpoint_name}"
+            msg = f"{label} already has rollout {rollout_id} on {endpoint_ref.name}"
             log.info("duplicate (event %s): %s", registration.event_id, msg)
             return StartOutcome("duplicate", msg, rollout_id)
         active = self.store.active_for(endpoint_ref)
-        if active is not None:
-            return self._supersede(active, registration, endpoint_ref, policy)
         endpoint = self.gateway.read_endpoint(endpoint_ref)
         if endpoint is None:
-            msg = f"endpoint {endpoint_name} does not exist in workspace {registration.workspace.workspace}"
-            log.warning("rejected %s: %s", registration.model.label, msg)
+            msg = f"endpoint {endpoint_ref.name} does not exist in workspace {registration.workspace.workspace}"
+            log.warning("rejected %s: %s", label, msg)
             return StartOutcome("rejected", msg)
+        too_old = self._not_newer(registration, endpoint, active)
+        if too_old is not None:
+            log.info("ignored %s (event %s): %s", label, registration.event_id, too_old)
+            return StartOutcome("ignored", too_old, active.rollout.id if active else None)
+        if active is not None:
+            return self._supersede(active, registration, endpoint_ref, endpoint, policy)
         now = self.clock.now()
         try:
             decision = machine.plan_start(
-                endpoint_ref,
-                registration.model,
-                endpoint,
-                policy,
-                now,
-                trigger=f"event:{registration.event_id}",
+                endpoint_ref, registration.model, endpoint, policy, now, trigger=f"event:{registration.event_id}"
             )
         except StartRejectedError as exc:
-            log.warning("rejected %s: %s", registration.model.label, exc)
+            log.warning("rejected %s: %s", label, exc)
             return StartOutcome("rejected", str(exc))
         record = _record(decision.rollout, decision, now)
         try:
             saved = self.store.create(decision.rollout, policy, record)
+        except EndpointBusyError as exc:
+            raise _LookAgainError(str(exc)) from exc  # another version took the endpoint first
         except AlreadyExistsError as exc:
+            if self.store.get(rollout_id) is None:
+                raise _LookAgainError(str(exc)) from exc  # the lock was taken in the same instant
             log.info("duplicate (event %s): %s", registration.event_id, exc)
             return StartOutcome("duplicate", str(exc), rollout_id)
         log.info("rollout %s started: %s", rollout_id, decision.reason)
@@ -399,31 +443,45 @@ class RolloutService:
         self.events.publish(decision.events)
         return StartOutcome("started", decision.reason, rollout_id)
 
+    @staticmethod
+    def _not_newer(
+        registration: ModelRegistration, endpoint: EndpointState, active: StoredRollout | None
+    ) -> str | None:
+        """Why this version must not start: not newer than what serves production (the deployment
+        holding all live traffic, or the active rollout's blue), or than the active rollout's."""
+        model = registration.model
+        if active is not None:
+            current = active.rollout
+            if current.model.name.lower() != model.name.lower():
+                return f"endpoint {endpoint.name} is busy with {current.model.label} ({current.phase})"
+            busy = not_newer_reason(model, current.model, f"the active rollout {current.id}")
+            if busy is not None:
+                return busy
+            if active.policy.on_newer_version == "ignore":
+                return f"endpoint {endpoint.name} is busy with {current.model.label}; the policy ignores newer versions"
+        live = endpoint.traffic.live
+        serving = active.rollout.blue if active is not None else None
+        if serving is None and len(live) == 1:
+            serving = next(iter(live))
+        deployment = endpoint.deployment(serving)
+        production = model_of(deployment.model) if deployment is not None else None
+        return not_newer_reason(model, production, f"production ({serving})")
+
     def _supersede(
         self,
         active: StoredRollout,
         registration: ModelRegistration,
         endpoint_ref: EndpointRef,
+        endpoint: EndpointState,
         policy: RolloutPolicy,
     ) -> StartOutcome:
         current = active.rollout
         label = registration.model.label
-        if current.model.name != registration.model.name or _version_key(registration.model.version) <= _version_key(
-            current.model.version
-        ):
-            msg = (
-                f"endpoint {endpoint_ref.name} is busy with {current.model.label} ({current.phase}); "
-                f"{label} is not a newer version of it"
+        if current.blue and endpoint.deployment(current.blue) is None:
+            # Traffic cannot go back to a blue that is gone: a person decides first; the event waits.
+            raise ProviderError(
+                f"cannot supersede {current.model.label} with {label}: its blue {current.blue} no longer exists"
             )
-            log.info("ignored %s: %s", label, msg)
-            return StartOutcome("ignored", msg, current.id)
-        if active.policy.on_newer_version == "ignore":
-            msg = f"endpoint {endpoint_ref.name} is busy with {current.model.label}; the policy ignores newer versions"
-            log.info("ignored %s: %s", label, msg)
-            return StartOutcome("ignored", msg, current.id)
-        endpoint = self.gateway.read_endpoint(endpoint_ref)
-        if endpoint is None:
-            return StartOutcome("rejected", f"endpoint {endpoint_ref.name} does not exist")
         now = self.clock.now()
         old = machine.supersede(current, registration.model, now)
         new = machine.plan_start(
@@ -443,7 +501,8 @@ class RolloutService:
                 replacing=(active, old.rollout, _record(current, old, now)),
             )
         except ConflictError as exc:
-            raise ProviderError(f"the endpoint's rollout changed while superseding it; retry: {exc}") from exc
+            # It ended (promoted, rolled back) or changed while we looked: decide again from fresh state.
+            raise _LookAgainError(f"{current.id} changed while superseding it: {exc}") from exc
         log.info("rollout %s superseded by %s (%s)", current.id, new.rollout.id, label)
         self._act(old.rollout, old.actions)  # traffic back to blue first
         self._act(new.rollout, new.actions)
@@ -453,22 +512,40 @@ class RolloutService:
     # -- commands and alerts ----------------------------------------------------------------------
 
     def command(self, rollout_id: str, kind: CommandKind, *, actor: str, reason: str = "") -> StoredRollout:
-        """A person's command. NotFoundError, CommandRejectedError (not in this phase) or
-        ConflictError (lost every retry of a race). A rollback tries harder than the rest."""
+        """A person's command. NotFoundError, CommandRejectedError (not in this phase),
+        ConflictError (lost every retry of a race) or ProviderError (Azure or storage could not be
+        read; try again). A rollback tries harder than the rest."""
         attempts = ROLLBACK_RETRIES if kind == CommandKind.ROLLBACK else SAVE_RETRIES
         for _ in range(attempts):
             stored = self.store.get(rollout_id)
             if stored is None:
                 raise NotFoundError(rollout_id)
-            decision = machine.apply_command(
-                stored.rollout, stored.policy, kind, self.clock.now(), actor=actor, reason=reason
-            )
+            decision = self._command_decision(stored, kind, actor=actor, reason=reason)
             try:
                 saved = self._commit(stored, decision)
+            except EndpointBusyError as exc:
+                raise CommandRejectedError(f"{kind} is not possible: {exc}") from exc
             except ConflictError:
                 continue
             return self._settle(saved)
         raise ConflictError(f"rollout {rollout_id} kept changing; try again")
+
+    def _command_decision(self, stored: StoredRollout, kind: CommandKind, *, actor: str, reason: str) -> Decision:
+        """The command's decision. One that may send users to green first reads the endpoint, so a
+        person's click never sends users to a green that failed."""
+        if stored.policy_error is not None and kind not in machine.SAFE_WITHOUT_POLICY:
+            raise CommandRejectedError(
+                f"rollout {stored.rollout.id}'s stored policy cannot be read ({stored.policy_error}); "
+                "only pause, rollback and abort are possible"
+            )
+        endpoint = None
+        if kind in TOWARD_GREEN and not stored.rollout.phase.terminal:
+            endpoint = self.gateway.read_endpoint(stored.rollout.endpoint)
+            if endpoint is None:
+                raise CommandRejectedError(f"endpoint {stored.rollout.endpoint.name} was not found; {kind} refused")
+        return machine.apply_command(
+            stored.rollout, stored.policy, kind, self.clock.now(), actor=actor, reason=reason, endpoint=endpoint
+        )
 
     def _settle(self, saved: StoredRollout) -> StoredRollout:
         """After a rollback order, look once more so the answer can say where traffic now is."""
@@ -480,13 +557,15 @@ class RolloutService:
             return self.store.get(saved.rollout.id) or saved
 
     def alert(self, notice: AlertNotice) -> list[dict[str, str]]:
-        """Roll back every active rollout the alert is about; record Resolved. Idempotent on
-        alertId + monitorCondition. Returns what happened per matched rollout."""
+        """Roll back every rollout the alert is about; record Resolved. Idempotent on alertId +
+        monitorCondition. A rollout promoted after the alert fired is undone while its old blue is
+        kept (rollback wins over a promotion that landed a moment earlier). Returns what happened
+        per matched rollout. Raises ProviderError / ConflictError when it could not be applied yet."""
         targets = set(notice.target_ids)
         outcomes: list[dict[str, str]] = []
         for stored in self.store.find(due_only=True):
             rollout = stored.rollout
-            if rollout.phase.terminal:
+            if rollout.phase.terminal and not self._undoable_by(rollout, notice):
                 continue
             green_id = rollout.endpoint.deployment_arm_id(rollout.green).lower()
             endpoint_id = rollout.endpoint.arm_id.lower()
@@ -507,6 +586,14 @@ class RolloutService:
             )
         return outcomes
 
+    def _undoable_by(self, rollout: Rollout, notice: AlertNotice) -> bool:
+        """A Succeeded rollout that an alert, fired before the success, may still undo."""
+        if rollout.phase != RolloutPhase.SUCCEEDED or notice.condition != "Fired" or rollout.finished_at is None:
+            return False
+        fired = notice.fired_at or self.clock.now()
+        kept = any(item.deployment == rollout.blue for item in rollout.cleanup)
+        return kept and fired <= rollout.finished_at
+
     def _alert_one(self, stored: StoredRollout, notice: AlertNotice) -> str:
         key = notice.idempotency_key
         actor = f"alert:{notice.rule or notice.alert_id}"
@@ -514,10 +601,11 @@ class RolloutService:
             if self.store.has_marker(stored.rollout.endpoint, key):
                 return "duplicate"
             now = self.clock.now()
-            if notice.condition == "Fired":
+            rollout = stored.rollout
+            if notice.condition == "Fired" and (rollout.phase.active or self._undoable_by(rollout, notice)):
                 try:
                     decision = machine.apply_command(
-                        stored.rollout,
+                        rollout,
                         stored.policy,
                         CommandKind.ROLLBACK,
                         now,
@@ -525,22 +613,36 @@ class RolloutService:
                         reason=f"alert {notice.rule} fired ({notice.severity})",
                     )
                 except CommandRejectedError as exc:
-                    decision = machine.annotate(stored.rollout, now, f"alert {notice.rule} fired: {exc}", actor)
+                    decision = self._note(rollout, now, f"alert {notice.rule} fired: {exc}", actor)
+            elif notice.condition == "Fired":
+                decision = self._note(rollout, now, f"alert {notice.rule} fired after the rollout ended", actor)
             else:
-                decision = machine.annotate(stored.rollout, now, f"alert {notice.rule} resolved", actor)
+                decision = self._note(rollout, now, f"alert {notice.rule} resolved", actor)
             try:
                 saved = self._commit(stored, decision, markers=[key])
+            except EndpointBusyError as exc:
+                log.warning("alert %s not applied to rollout %s: %s", notice.alert_id, rollout.id, exc)
+                return f"not applied: {exc}"
             except ConflictError:
                 fresh = self.store.get(stored.rollout.id)
                 if fresh is None:
                     return "gone"
                 stored = fresh
                 continue
-            if notice.condition == "Fired":
+            if saved.rollout.phase in (RolloutPhase.ROLLING_BACK, RolloutPhase.ROLLED_BACK):
                 saved = self._settle(saved)
                 return f"rolled back ({saved.rollout.phase})"
             return "recorded"
         raise ConflictError(f"rollout {stored.rollout.id} kept changing; the alert could not be applied yet")
+
+    @staticmethod
+    def _note(rollout: Rollout, now: datetime, reason: str, actor: str) -> Decision:
+        """An audit note that changes nothing. Bounded per rollout: past MAX_NOTES it is logged only,
+        so a flapping alert cannot grow the audit trail without end."""
+        if rollout.notes >= MAX_NOTES:
+            log.info("rollout %s: %s (by %s; not stored: %d notes already)", rollout.id, reason, actor, MAX_NOTES)
+            return machine.unrecorded(rollout, now)
+        return machine.annotate(rollout.model_copy(update={"notes": rollout.notes + 1}), now, reason, actor)
 
     # -- reads ------------------------------------------------------------------------------------
 

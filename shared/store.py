@@ -5,6 +5,8 @@ One partition per endpoint. Rows:
   active                    the lock: names the endpoint's current rollout
   decision|{id}|{seq:010d}  append-only audit trail
   marker|{sha256}           idempotency markers (alert id + condition, event ids)
+and, in the partition `index`, one row per rollout id naming its endpoint's partition, so reading a
+rollout by id is two point reads, never a scan of the table.
 Every change to one endpoint is a single all-or-nothing transaction in its partition, so a status
 update never lands without its decision row, and a lock is never held by a rollout that is not there.
 
@@ -15,21 +17,25 @@ tests run against both and against Azurite.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
-from shared.ports import AlreadyExistsError, ConflictError, DecisionRecord, StoredRollout
+from shared.ports import AlreadyExistsError, ConflictError, DecisionRecord, EndpointBusyError, StoredRollout
 from shared.rollout.model import EndpointRef, Rollout, RolloutPhase
 from shared.rollout.policy import RolloutPolicy
 
 # Azure Table limits: a string property holds at most 64 KiB (32K UTF-16 chars); stay well below.
 MAX_STRING_CHARS = 30_000
 LOCK_ROW = "active"
+INDEX_PARTITION = "index"  # endpoint partitions are percent-encoded ARM ids: never this
+log = logging.getLogger("safe_rollout")
 
 Entity = dict[str, Any]
 
@@ -104,11 +110,29 @@ def _decision_op(rollout_id: str, record: DecisionRecord) -> Op:
 
 
 def _load(entity: Entity, etag: str) -> StoredRollout:
-    return StoredRollout(
-        rollout=Rollout.model_validate_json(entity["Doc"]),
-        policy=RolloutPolicy.model_validate_json(entity["Policy"]),
-        etag=etag,
-    )
+    """A stored rollout. A policy snapshot that no longer parses isolates that rollout (it is
+    returned with `policy_error` and the default policy) rather than failing every reader."""
+    rollout = Rollout.model_validate_json(entity["Doc"])
+    try:
+        policy = RolloutPolicy.model_validate_json(entity["Policy"])
+    except (ValueError, OverflowError) as exc:
+        first = str(exc).splitlines()
+        detail = " ".join(first[:3])[:400]
+        log.error("rollout %s: its stored policy snapshot cannot be read: %s", rollout.id, detail)
+        return StoredRollout(rollout=rollout, policy=RolloutPolicy(), etag=etag, policy_error=detail)
+    return StoredRollout(rollout=rollout, policy=policy, etag=etag)
+
+
+def _load_all(rows: list[tuple[Entity, str]]) -> list[StoredRollout]:
+    """Every readable rollout; one that cannot be read at all is logged and left out, never
+    allowed to stop the tick or the API for the others."""
+    out = []
+    for entity, etag in rows:
+        try:
+            out.append(_load(entity, etag))
+        except (ValueError, KeyError, OverflowError) as exc:
+            log.error("rollout row %s cannot be read and is skipped: %s", entity.get("RowKey"), str(exc)[:300])
+    return out
 
 
 class RolloutStoreImpl:
@@ -132,19 +156,27 @@ class RolloutStoreImpl:
         ]
         lock = self._rows.get(pk, LOCK_ROW)
         lock_entity = {"Kind": "lock", "RolloutId": rollout.id}
-        if lock is None:
-            ops.append(Op("create", LOCK_ROW, lock_entity))
-        elif replacing is not None and lock[0].get("RolloutId") == replacing[0].rollout.id:
+        if replacing is not None:
+            # Superseding is only valid against the lock holder we read: if it ended or another
+            # took the lock meanwhile, the caller must look again (never create beside it).
             old, new_status, old_decision = replacing
+            if lock is None or lock[0].get("RolloutId") != old.rollout.id:
+                holder = "nobody" if lock is None else lock[0].get("RolloutId")
+                raise ConflictError(
+                    f"rollout {old.rollout.id} no longer holds endpoint {rollout.endpoint.name} ({holder} does)"
+                )
             ops += [
                 Op("update", LOCK_ROW, lock_entity, etag=lock[1]),
                 Op("update", f"rollout|{old.rollout.id}", _rollout_entity(new_status, None), etag=old.etag),
                 _decision_op(old.rollout.id, old_decision),
             ]
+        elif lock is None:
+            ops.append(Op("create", LOCK_ROW, lock_entity))
         else:
-            raise AlreadyExistsError(
+            raise EndpointBusyError(
                 f"endpoint {rollout.endpoint.name} already has an active rollout ({lock[0].get('RolloutId')})"
             )
+        self._index(rollout.id, pk)
         etags = self._rows.transact(pk, ops)
         return StoredRollout(rollout=rollout, policy=policy, etag=etags[f"rollout|{rollout.id}"])
 
@@ -168,12 +200,34 @@ class RolloutStoreImpl:
             lock = self._rows.get(pk, LOCK_ROW)
             if lock is not None and lock[0].get("RolloutId") == rollout.id:
                 ops.append(Op("delete", LOCK_ROW, etag=lock[1]))
+        elif stored.rollout.phase.terminal:
+            # Reopened (a rollback just after success): it must hold the endpoint again.
+            lock = self._rows.get(pk, LOCK_ROW)
+            if lock is not None and lock[0].get("RolloutId") != rollout.id:
+                raise EndpointBusyError(
+                    f"endpoint {rollout.endpoint.name} is held by rollout {lock[0].get('RolloutId')} now"
+                )
+            if lock is None:
+                ops.append(Op("create", LOCK_ROW, {"Kind": "lock", "RolloutId": rollout.id}))
         etags = self._rows.transact(pk, ops)
         return StoredRollout(rollout=rollout, policy=stored.policy, etag=etags[row])
 
-    def get(self, rollout_id: str) -> StoredRollout | None:
+    def _index(self, rollout_id: str, partition: str) -> None:
+        # An earlier attempt may have written it: it names the same partition (the id derives from it).
+        with contextlib.suppress(AlreadyExistsError):
+            self._rows.transact(INDEX_PARTITION, [Op("create", rollout_id, {"Kind": "index", "Partition": partition})])
+
+    def _row(self, rollout_id: str) -> tuple[Entity, str] | None:
+        """The rollout's row by two point reads; a scan only for rows written before the index."""
+        index = self._rows.get(INDEX_PARTITION, rollout_id)
+        if index is not None:
+            return self._rows.get(str(index[0]["Partition"]), f"rollout|{rollout_id}")
         found = self._rows.query({"RowKey": f"rollout|{rollout_id}"})
-        return _load(*found[0]) if found else None
+        return found[0] if found else None
+
+    def get(self, rollout_id: str) -> StoredRollout | None:
+        row = self._row(rollout_id)
+        return _load(*row) if row else None
 
     def active_for(self, endpoint: EndpointRef) -> StoredRollout | None:
         pk = partition_key(endpoint)
@@ -181,7 +235,7 @@ class RolloutStoreImpl:
         if lock is None:
             return None
         row = self._rows.get(pk, f"rollout|{lock[0]['RolloutId']}")
-        return _load(*row) if row else None
+        return _load(*row) if row else None  # a row that cannot be read at all raises: the caller retries
 
     def find(
         self,
@@ -196,14 +250,14 @@ class RolloutStoreImpl:
         if due_only:
             equals["Due"] = True
         pk = partition_key(endpoint) if endpoint else None
-        found = [_load(e, t) for e, t in self._rows.query(equals, partition=pk)]
+        found = _load_all(self._rows.query(equals, partition=pk))
         return sorted(found, key=lambda s: s.rollout.created_at)
 
     def decisions(self, rollout_id: str) -> list[DecisionRecord]:
-        found = self._rows.query({"RowKey": f"rollout|{rollout_id}"})
+        found = self._row(rollout_id)
         if not found:
             return []
-        pk = found[0][0]["PartitionKey"]
+        pk = found[0]["PartitionKey"]
         rows = self._rows.query({"Kind": "decision", "RolloutId": rollout_id}, partition=pk)
         records = [DecisionRecord.model_validate_json(e["Doc"]) for e, _ in rows]
         return sorted(records, key=lambda r: r.seq)

@@ -303,6 +303,8 @@ def _begin_rollback(
             "gate_to": None,
             "desired": split,
             "traffic_confirmed": held and rollout.traffic_confirmed and split == rollout.desired,
+            "consecutive_errors": 0,
+            "last_action_error": "",
         }
     )
     return _decision(
@@ -426,42 +428,50 @@ def _advance(
 # decide
 
 
+# A not-found is believed only when this many reads in a row agree (ARM can answer a transient 404).
+ENDPOINT_GONE_AFTER = 3
+
+
 def decide(rollout: Rollout, policy: RolloutPolicy, observation: Observation, now: datetime) -> Decision:
-    """One reconcile step. Every branch returns data; nothing is carried out here."""
+    """One reconcile step. Every branch returns data; nothing is carried out here.
+
+    Ways out come before any early return: the deadline first, then (wherever the rollout cannot
+    make progress this tick) the stage's own timeout, then the limit on errors in a row. So every
+    active phase ends, or is handed to a person, in bounded time whatever Azure answers.
+    """
     if rollout.phase.terminal:
         return _cleanup(rollout, observation, now)
+    if _past_deadline(rollout, policy, now):
+        return _begin_rollback(rollout, now, f"the rollout passed its {format_duration(policy.deadline)} deadline")
     if observation.endpoint_error is not None:
-        return _provider_error(rollout, policy, now, f"cannot read the endpoint: {observation.endpoint_error}")
+        return _stalled(rollout, policy, now, f"cannot read the endpoint: {observation.endpoint_error}")
     endpoint = observation.endpoint
     if endpoint is None:
-        after = rollout.model_copy(update={"phase": P.FAILED, "finished_at": now})
-        why = f"endpoint {rollout.endpoint.name} no longer exists"
-        return _decision(rollout, after, now, why, events=[_event(after, "Failed", why)])
+        return _endpoint_missing(rollout, policy, now)
+    if rollout.endpoint_missing:
+        rollout = rollout.model_copy(update={"endpoint_missing": 0})
 
     actual = endpoint.traffic
     if rollout.phase == P.ROLLING_BACK:
-        if actual.live_of(rollout.green) == 0 and actual.mirror_of(rollout.green) == 0:
-            finish_as = rollout.finish_as or P.ROLLED_BACK
-            return _finish(rollout, policy, now, finish_as, f"{rollout.last_reason} (green holds no traffic)")
-        return _decision(
-            rollout,
-            rollout,
-            now,
-            rollout.last_reason,
-            actions=[SetTraffic(split=rollout.desired)],
-        )
+        return _rolling_back(rollout, policy, endpoint, now)
+
+    green = endpoint.deployment(rollout.green)
+    green_broken = green is None or green.provisioning_state in PROVISIONING_FAILED
+    if rollout.phase in (P.PAUSED, P.AWAITING_APPROVAL) and green_broken and _green_touched(rollout, actual):
+        # Waiting is no shelter: a green that failed while it holds traffic is rolled back now.
+        state = "is gone" if green is None else f"is {green.provisioning_state}"
+        return _begin_rollback(rollout, now, f"green {rollout.green} {state} while {rollout.phase}")
 
     if not rollout.traffic_confirmed:
         if actual == rollout.desired:
-            rollout = rollout.model_copy(update={"traffic_confirmed": True})
-        else:
-            return _decision(
-                rollout,
-                rollout,
-                now,
-                f"applying traffic ({rollout.desired.describe()})",
-                actions=[SetTraffic(split=rollout.desired)],
+            rollout = rollout.model_copy(
+                update={"traffic_confirmed": True, "last_action_error": "", "consecutive_errors": 0}
             )
+        elif rollout.phase == P.PAUSED:
+            # A pause orders nothing: the split is ordered again when a person resumes.
+            return _hold(rollout, now, rollout.last_reason)
+        else:
+            return _overdue(rollout, policy, now) or _order_again(rollout, policy, now, actual)
     elif actual != rollout.desired and rollout.phase != P.PAUSED:
         why = (
             f"traffic was changed outside Safe Rollout: expected {rollout.desired.describe()}, "
@@ -476,25 +486,66 @@ def decide(rollout: Rollout, policy: RolloutPolicy, observation: Observation, no
             events=[_event(paused, "DriftDetected", why, found=actual.model_dump())],
         )
 
-    if now - rollout.created_at > policy.deadline:
-        return _begin_rollback(rollout, now, f"the rollout passed its {format_duration(policy.deadline)} deadline")
-
     if rollout.phase == P.PENDING:
         return _pending(rollout, policy, endpoint, observation, now)
     if rollout.phase in EXPOSED_PHASES:
         return _judge(rollout, policy, endpoint, observation, now)
     if rollout.phase == P.AWAITING_APPROVAL:
+        return _overdue(rollout, policy, now) or _hold(rollout, now, rollout.last_reason)
+    return _hold(rollout, now, rollout.last_reason)  # Paused, Aborted: a person decides
+
+
+def _green_touched(rollout: Rollout, actual: TrafficSplit) -> bool:
+    """Whether green holds, or was last ordered to hold, any live or mirrored traffic."""
+    return any(
+        split.live_of(rollout.green) or split.mirror_of(rollout.green) for split in (actual, rollout.desired)
+    )
+
+
+def _paused_out_of_rollback(rollout: Rollout) -> bool:
+    return rollout.phase == P.PAUSED and rollout.resume_to == P.ROLLING_BACK
+
+
+def _past_deadline(rollout: Rollout, policy: RolloutPolicy, now: datetime) -> bool:
+    """The whole rollout's deadline. A rollback under way, or one that could not be carried out and
+    was handed to a person, is not started again (that would loop)."""
+    if rollout.phase == P.ROLLING_BACK or _paused_out_of_rollback(rollout):
+        return False
+    return now - rollout.created_at > policy.deadline
+
+
+def _overdue(rollout: Rollout, policy: RolloutPolicy, now: datetime) -> Decision | None:
+    """The current stage's own time limit, checked wherever a tick cannot make progress."""
+    waited = now - rollout.stage_started_at
+    if rollout.phase == P.PENDING and waited > policy.provisioning_timeout:
+        return _fail_before_traffic(
+            rollout,
+            policy,
+            now,
+            f"green {rollout.green} was not ready within {format_duration(policy.provisioning_timeout)}",
+        )
+    if rollout.phase == P.AWAITING_APPROVAL:
         timeout = policy.approval_timeout
-        if timeout is not None and now - rollout.stage_started_at > timeout:
+        if timeout is not None and waited > timeout:
             why = f"no approval within {format_duration(timeout)}"
             if policy.on_approval_timeout == "rollback":
                 return _begin_rollback(rollout, now, why)
             return _pause(rollout, now, why)
-        return _hold(rollout, now, rollout.last_reason)
-    return _hold(rollout, now, rollout.last_reason)  # Paused, Aborted: a person decides
+    if rollout.phase in EXPOSED_PHASES:
+        _, max_duration, _ = _stage_limits(policy, rollout)
+        if waited > max_duration:
+            label = stage_label(policy, rollout.phase, rollout.step)
+            why = f"{label} reached no verdict within {format_duration(max_duration)} ({rollout.last_reason})"
+            return _on_policy_action(policy.on_stage_timeout, rollout, now, why)
+    return None
 
 
-def _provider_error(rollout: Rollout, policy: RolloutPolicy, now: datetime, why: str) -> Decision:
+def _stalled(rollout: Rollout, policy: RolloutPolicy, now: datetime, why: str) -> Decision:
+    """A tick that cannot act (Azure unreadable, an order not applied): counted, and past the limit
+    handed to the policy (exposed phases) or to a person (everywhere else green may hold traffic)."""
+    overdue = _overdue(rollout, policy, now)
+    if overdue is not None:
+        return overdue
     errors = rollout.consecutive_errors + 1
     counted = rollout.model_copy(update={"consecutive_errors": errors})
     evidence = [
@@ -505,10 +556,59 @@ def _provider_error(rollout: Rollout, policy: RolloutPolicy, now: datetime, why:
             evidence={"consecutive_errors": errors, "limit": policy.consecutive_error_limit},
         )
     ]
-    if errors >= policy.consecutive_error_limit and rollout.phase in EXPOSED_PHASES:
+    if errors >= policy.consecutive_error_limit:
         reason = f"{errors} provider errors in a row (limit {policy.consecutive_error_limit}): {why}"
-        return _on_policy_action(policy.on_provider_errors, counted, now, reason, evidence)
+        if rollout.phase in EXPOSED_PHASES:
+            return _on_policy_action(policy.on_provider_errors, counted, now, reason, evidence)
+        if rollout.phase == P.ROLLING_BACK:
+            why = f"{reason}; the rollback could not be completed, a person must decide"
+            return _pause(counted, now, why, evidence=evidence)
     return _decision(rollout, counted, now, f"provider error, will retry: {why}", evidence=evidence)
+
+
+def _order_again(rollout: Rollout, policy: RolloutPolicy, now: datetime, actual: TrafficSplit) -> Decision:
+    """Our split is not on the endpoint yet: order it again, counting each miss as an error."""
+    refused = f": Azure said {rollout.last_action_error}" if rollout.last_action_error else ""
+    why = f"traffic not applied yet (ordered {rollout.desired.describe()}, found {actual.describe()}){refused}"
+    stalled = _stalled(rollout, policy, now, why)
+    if stalled.rollout.phase != rollout.phase:
+        return stalled
+    return _decision(
+        rollout,
+        stalled.rollout,
+        now,
+        f"applying traffic ({rollout.desired.describe()})",
+        actions=[SetTraffic(split=rollout.desired)],
+        evidence=stalled.evidence,
+    )
+
+
+def _endpoint_missing(rollout: Rollout, policy: RolloutPolicy, now: datetime) -> Decision:
+    missing = rollout.endpoint_missing + 1
+    if missing < ENDPOINT_GONE_AFTER:
+        counted = rollout.model_copy(update={"endpoint_missing": missing})
+        overdue = _overdue(counted, policy, now)
+        if overdue is not None:
+            return overdue
+        why = f"endpoint {rollout.endpoint.name} not found ({missing} of {ENDPOINT_GONE_AFTER} reads); looking again"
+        return _decision(rollout, counted, now, why)
+    after = rollout.model_copy(update={"phase": P.FAILED, "finished_at": now, "endpoint_missing": missing})
+    why = f"endpoint {rollout.endpoint.name} no longer exists ({missing} reads in a row found none)"
+    return _decision(rollout, after, now, why, events=[_event(after, "Failed", why)])
+
+
+def _rolling_back(rollout: Rollout, policy: RolloutPolicy, endpoint: EndpointState, now: datetime) -> Decision:
+    actual = endpoint.traffic
+    if actual.live_of(rollout.green) == 0 and actual.mirror_of(rollout.green) == 0:
+        finish_as = rollout.finish_as or P.ROLLED_BACK
+        return _finish(rollout, policy, now, finish_as, f"{rollout.last_reason} (green holds no traffic)")
+    if rollout.blue and endpoint.deployment(rollout.blue) is None:
+        why = (
+            f"cannot roll back: blue {rollout.blue} no longer exists and green {rollout.green} serves "
+            f"{actual.describe()}; a person must decide (promote-full keeps green, or restore blue and resume)"
+        )
+        return _pause(rollout, now, why)
+    return _order_again(rollout, policy, now, actual)
 
 
 def _pending(
@@ -625,7 +725,7 @@ def _judge(
             f"(+{format_duration(policy.analysis.ingestion_lag)} lag)",
         )
     if observation.metrics_error is not None:
-        return _provider_error(rollout, policy, now, f"cannot read metrics: {observation.metrics_error}")
+        return _stalled(rollout, policy, now, f"cannot read metrics: {observation.metrics_error}")
     rollout = rollout.model_copy(update={"consecutive_errors": 0})
     if observation.metrics is None:
         results: tuple[CheckResult, ...] = (
@@ -703,12 +803,79 @@ def _cleanup(rollout: Rollout, observation: Observation, now: datetime) -> Decis
 # commands, start, supersede
 
 
-def apply_command(
-    rollout: Rollout, policy: RolloutPolicy, kind: CommandKind, now: datetime, *, actor: str, reason: str = ""
+def _green_can_serve(rollout: Rollout, kind: CommandKind, endpoint: EndpointState) -> None:
+    green = endpoint.deployment(rollout.green)
+    if rollout.phase == P.PAUSED and rollout.resume_to in (P.PENDING, P.ROLLING_BACK) and kind == CommandKind.RESUME:
+        return  # resuming the wait for green, or a rollback, sends nobody to green
+    if green is None or green.provisioning_state != "Succeeded":
+        state = "gone" if green is None else green.provisioning_state
+        raise CommandRejectedError(
+            f"green {rollout.green} is {state}; {kind} would send traffic to it (roll back or abort instead)"
+        )
+
+
+def _keep_green(
+    rollout: Rollout,
+    policy: RolloutPolicy,
+    now: datetime,
+    said: str,
+    actor: str,
+    endpoint: EndpointState | None,
 ) -> Decision:
-    """A person's or an alert's command. Raises CommandRejectedError when the phase forbids it."""
+    """A rollback that could not reach blue was handed to a person, who keeps green: it bakes at
+    100% under the usual checks and then succeeds (the way out when blue is gone)."""
+    if endpoint is None or endpoint.traffic.live_of(rollout.green) != 100:
+        found = endpoint.traffic.describe() if endpoint is not None else "unknown"
+        raise CommandRejectedError(f"promote-full keeps green only while it serves all users (found {found})")
+    baking = rollout.model_copy(update={"finish_as": None, "resume_to": P.BAKING})
+    return _enter_stage(baking, policy, now, P.BAKING, -1, said, actor=actor, gate=False)
+
+
+def _undo(rollout: Rollout, now: datetime, said: str, actor: str) -> Decision:
+    """A rollback just after success, while the old blue is kept at 0% for exactly this: traffic
+    goes back to it and the rollout ends RolledBack. Once blue's retention has passed (it is
+    deleted), the success stands and a new rollout is the way forward."""
+    blue = rollout.blue
+    if not blue or not any(item.deployment == blue for item in rollout.cleanup):
+        raise CommandRejectedError(
+            f"rollout {rollout.id} has finished (Succeeded) and its old blue is no longer kept; "
+            "a rollback is not possible"
+        )
+    reopened = rollout.model_copy(
+        update={
+            "phase": P.BAKING,
+            "finished_at": None,
+            "cleanup": tuple(item for item in rollout.cleanup if item.deployment != blue),
+        }
+    )
+    undo = _begin_rollback(reopened, now, f"{said} (undo of the promotion)", actor=actor)
+    return undo.model_copy(
+        update={"actions": (*undo.actions, TagDeployment(name=blue, tags={ROLE_TAG: ROLE_PROD}))}
+    )
+
+
+# Commands that send users (or mirrored copies) to green: refused while green is not ready.
+_TOWARD_GREEN = frozenset({"resume", "approve", "promote", "promote-full"})
+
+
+def apply_command(
+    rollout: Rollout,
+    policy: RolloutPolicy,
+    kind: CommandKind,
+    now: datetime,
+    *,
+    actor: str,
+    reason: str = "",
+    endpoint: EndpointState | None = None,
+) -> Decision:
+    """A person's or an alert's command. Raises CommandRejectedError when the phase forbids it.
+
+    `endpoint`, when the shell has read it, lets a command that moves traffic toward green check
+    that green can take it (a Failed green never gets users by a person's click)."""
     phase = rollout.phase
     said = f"{kind} by {actor}" + (f": {reason}" if reason else "")
+    if kind == CommandKind.ROLLBACK and phase == P.SUCCEEDED:
+        return _undo(rollout, now, said, actor)
     if phase.terminal:
         raise CommandRejectedError(f"rollout {rollout.id} has finished ({phase}); {kind} is not possible")
     if kind == CommandKind.ROLLBACK:
@@ -721,6 +888,10 @@ def apply_command(
         return _begin_rollback(rollout, now, said, finish_as=P.ABORTED, actor=actor)
     if phase == P.ROLLING_BACK:
         raise CommandRejectedError(f"rollout is rolling back; {kind} is not possible")
+    if str(kind) in _TOWARD_GREEN and endpoint is not None:
+        _green_can_serve(rollout, kind, endpoint)
+    if kind == CommandKind.PROMOTE_FULL and _paused_out_of_rollback(rollout):
+        return _keep_green(rollout, policy, now, said, actor, endpoint)
     if kind == CommandKind.PAUSE:
         if phase in (P.PAUSED, P.ABORTED):
             raise CommandRejectedError(f"cannot pause while {phase}")
@@ -730,11 +901,14 @@ def apply_command(
             raise CommandRejectedError(f"only a paused rollout can resume (it is {phase})")
         back_to = rollout.resume_to
         update: dict[str, Any] = {"phase": back_to, "resume_to": None, "consecutive_errors": 0}
+        reorder = back_to in EXPOSED_PHASES or back_to == P.ROLLING_BACK
         if back_to in EXPOSED_PHASES:
-            # Judge afresh from now, and re-order our split: the person accepted it by resuming.
-            update |= {"stage_started_at": now, "traffic_confirmed": False}
+            # Judge afresh from now: the person accepted the stage by resuming.
+            update["stage_started_at"] = now
+        if reorder:  # and order our split again (a rollback that stalled is tried afresh)
+            update["traffic_confirmed"] = False
         resumed = rollout.model_copy(update=update)
-        actions: list[Action] = [SetTraffic(split=resumed.desired)] if back_to in EXPOSED_PHASES else []
+        actions: list[Action] = [SetTraffic(split=resumed.desired)] if reorder else []
         return _decision(
             rollout,
             resumed,
@@ -854,3 +1028,22 @@ def annotate(rollout: Rollout, now: datetime, reason: str, actor: str) -> Decisi
 def supersede(rollout: Rollout, newer: ModelRef, now: datetime) -> Decision:
     """A newer version arrived: traffic back to blue first, then this rollout ends Superseded."""
     return _begin_rollback(rollout, now, f"superseded by {newer.label}", finish_as=P.SUPERSEDED)
+
+
+def unrecorded(rollout: Rollout, now: datetime) -> Decision:
+    """Nothing to record or do (a note past its bound): the rollout as it is."""
+    return Decision(rollout=rollout, reason=rollout.last_reason, record=False)
+
+
+# What a person may still do with a rollout whose stored policy cannot be read.
+SAFE_WITHOUT_POLICY = frozenset({CommandKind.PAUSE, CommandKind.ROLLBACK, CommandKind.ABORT})
+
+
+def decide_isolated(rollout: Rollout, observation: Observation, now: datetime, error: str) -> Decision:
+    """A rollout whose stored policy snapshot cannot be read: it cannot be judged, so it is paused
+    for a person (a rollback under way finishes, a pause stays one) under the default policy's
+    limits, which only ever end it safely. The other rollouts never notice."""
+    if rollout.phase.terminal or rollout.phase in (P.ROLLING_BACK, P.PAUSED, P.ABORTED):
+        return decide(rollout, RolloutPolicy(), observation, now)
+    why = f"its stored policy cannot be read ({error}); paused: a person can roll back or abort"
+    return _pause(rollout, now, why)

@@ -206,7 +206,10 @@ class Rollout(Frozen):
     resume_to: RolloutPhase | None = None  # where Paused / Aborted go back to
     gate_to: RolloutPhase | None = None  # the stage an approval gate leads to (with `step`)
     finish_as: RolloutPhase | None = None  # where RollingBack lands once blue holds the traffic
-    consecutive_errors: int = 0
+    consecutive_errors: int = 0  # provider errors and orders not applied, in a row
+    last_action_error: str = ""  # what Azure said when it last refused one of our orders
+    endpoint_missing: int = 0  # reads in a row that found no endpoint (a not-found is confirmed first)
+    notes: int = 0  # audit notes that changed nothing (resolved alerts): bounded
     smoke_passed: bool | None = None
     cleanup: tuple[PendingDelete, ...] = ()
     last_reason: str = ""

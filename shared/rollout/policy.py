@@ -12,84 +12,130 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, PlainSerializer, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, field_validator, model_validator
 
 from shared.rollout.model import Frozen
 
 _SHORT_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Every duration in a policy is a positive span of at most a year: a zero or negative one has no
+# meaning (an interval of 0s divides by zero; a negative retention deletes at once), and a huge one
+# overflows date arithmetic at run time. Refused where the policy is parsed, naming the field.
+MAX_DURATION = timedelta(days=365)
 
 
 def _parse_duration(value: Any) -> Any:
-    if isinstance(value, str):
-        match = _SHORT_DURATION.match(value)
-        if match:
-            return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2].lower()])
+    if isinstance(value, bool):
+        raise ValueError(f"a duration must be like 90s, 10m, 2h, 1d or PT10M, got {value!r}")
+    try:
+        if isinstance(value, str):
+            match = _SHORT_DURATION.match(value)
+            if match:
+                return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2].lower()])
+        elif isinstance(value, int | float):
+            return timedelta(seconds=value)
+    except (OverflowError, ValueError):
+        raise ValueError(f"duration {value!r} is out of range (at most {MAX_DURATION.days}d)") from None
+    return value
+
+
+def _check_duration(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError(f"a duration must be positive, got {format_duration(value)}")
+    if value > MAX_DURATION:
+        raise ValueError(f"a duration must be at most {MAX_DURATION.days}d, got {format_duration(value)}")
     return value
 
 
 def format_duration(value: timedelta) -> str:
-    """The short form people write in a policy file: 90s, 10m, 2h, 1d."""
+    """The short form people write in a policy file: 90s, 10m, 2h, 1d (parses back exactly)."""
     seconds = value.total_seconds()
     for unit in ("d", "h", "m"):
         size = _UNIT_SECONDS[unit]
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    return f"{seconds:.6f}".rstrip("0") + "s"
 
 
 Duration = Annotated[
     timedelta,
     BeforeValidator(_parse_duration),
+    AfterValidator(_check_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
-Percent = Annotated[float, Field(ge=0, le=100)]
-Fraction = Annotated[float, Field(ge=0, le=1)]
+# Strict numbers: YAML's `true` is not 1, and 2.5 requests is not a count.
+Count = Annotated[int, Field(strict=True, ge=1)]
+Percent = Annotated[float, Field(strict=True, ge=0, le=100)]
+Fraction = Annotated[float, Field(strict=True, ge=0, le=1)]
+Flag = Annotated[bool, Field(strict=True)]
+# The latency percentiles Azure Monitor has for online endpoints (RequestLatency_P50/P90/P95/P99,
+# docs/AZURE-FACTS-USED.md); any other would fail the shared metrics query for every rollout.
+METRIC_PERCENTILES = (50, 90, 95, 99)
+_STATUS_CODE = re.compile(r"^(?:[1-5]xx|[1-5][0-9][0-9])$")
+
+
+def _status_codes(codes: tuple[str, ...]) -> tuple[str, ...]:
+    bad = [c for c in codes if not _STATUS_CODE.match(c)]
+    if bad:
+        raise ValueError(f"status codes are like 5xx, 408 or 424 (100-599), got {bad}")
+    if not codes:
+        raise ValueError("give at least one status code that counts as an error (e.g. 5xx)")
+    return codes
 
 
 class MirrorStage(Frozen):
     """Green gets `percent` mirrored copies of live requests; its answers are discarded."""
 
-    percent: Annotated[int, Field(ge=1, le=50)] = 20
+    percent: Annotated[int, Field(strict=True, ge=1, le=50)] = 20
     min_duration: Duration = timedelta(minutes=10)
-    min_requests: Annotated[int, Field(ge=1)] = 200
+    min_requests: Count = 200
     max_duration: Duration = timedelta(minutes=60)
-    approval: bool = False  # wait for a person before mirroring starts
+    approval: Flag = False  # wait for a person before mirroring starts
 
 
 class CanaryStep(Frozen):
     """Green serves `percent` of users; blue the rest."""
 
-    percent: Annotated[int, Field(ge=1, le=99)]
+    percent: Annotated[int, Field(strict=True, ge=1, le=99)]
     min_duration: Duration = timedelta(minutes=10)
-    min_requests: Annotated[int, Field(ge=1)] = 200
+    min_requests: Count = 200
     max_duration: Duration = timedelta(minutes=60)
-    approval: bool = False  # wait for a person before entering this step
+    approval: Flag = False  # wait for a person before entering this step
 
 
 class BakeStage(Frozen):
     """Green at 100%; blue kept at 0 so a rollback is one traffic change away."""
 
     duration: Duration = timedelta(minutes=10)
-    min_requests: Annotated[int, Field(ge=1)] = 100
+    min_requests: Count = 100
     max_duration: Duration = timedelta(minutes=60)
-    approval: bool = False
+    approval: Flag = False
 
 
 class ErrorCheck(Frozen):
     """Server-side failures: by default 5xx, 408 (model timeout) and 424 (model returned 5xx)."""
 
-    enabled: bool = True
+    enabled: Flag = True
     max_increase: Fraction = 0.005  # green may exceed blue's error rate by this many points (0.005 = half a point)
     ceiling: Fraction | None = 0.05  # veto: green's error rate significantly above this
-    status_codes: tuple[str, ...] = ("5xx", "408", "424")
+    status_codes: Annotated[tuple[str, ...], AfterValidator(_status_codes)] = ("5xx", "408", "424")
 
 
 class LatencyCheck(Frozen):
-    enabled: bool = True
-    percentile: Annotated[float, Field(gt=0, lt=100)] = 90
-    max_increase: Annotated[float, Field(ge=0)] = 0.2  # relative: 0.2 = green may be 20% slower
-    ceiling_ms: Annotated[float, Field(gt=0)] | None = None  # veto: green's percentile above this
+    enabled: Flag = True
+    percentile: Annotated[float, Field(strict=True)] = 90
+    max_increase: Annotated[float, Field(strict=True, ge=0, le=100)] = 0.2  # relative: 0.2 = 20% slower
+    ceiling_ms: Annotated[float, Field(strict=True, gt=0)] | None = None  # veto: green's percentile above this
+
+    @field_validator("percentile")
+    @classmethod
+    def _metric_percentile(cls, value: float) -> float:
+        if value not in METRIC_PERCENTILES:
+            known = ", ".join(f"P{p}" for p in METRIC_PERCENTILES)
+            raise ValueError(f"Azure Monitor has latency percentiles {known}, got P{value:g}")
+        return value
 
 
 class TailLatencyCheck(Frozen):
@@ -97,9 +143,9 @@ class TailLatencyCheck(Frozen):
     blue's own share (a one-sided exceedance test), so a regression of a few percent of requests is
     caught even when the median and P90 do not move."""
 
-    enabled: bool = True
-    percentile: Annotated[float, Field(gt=50, lt=100)] = 99
-    max_increase: Annotated[float, Field(ge=0)] = 0.5  # green's P99 may be 50% above blue's
+    enabled: Flag = True
+    percentile: Annotated[float, Field(strict=True, gt=50, lt=100)] = 99
+    max_increase: Annotated[float, Field(strict=True, ge=0, le=100)] = 0.5  # green's P99 may be 50% above blue's
 
 
 class ResourceCheck(Frozen):
@@ -107,7 +153,7 @@ class ResourceCheck(Frozen):
 
     cpu_ceiling: Percent | None = 90
     memory_ceiling: Percent | None = 90
-    sustained_minutes: Annotated[int, Field(ge=1)] = 3
+    sustained_minutes: Annotated[int, Field(strict=True, ge=1, le=60)] = 3
 
 
 class AnalysisSettings(Frozen):
@@ -115,14 +161,14 @@ class AnalysisSettings(Frozen):
     ingestion_lag: Duration = timedelta(minutes=2)  # metrics settle late; never judge the newest minutes
     # Probability that a healthy green is rolled back anywhere in the rollout. Spent evenly over every
     # (stage, look, comparison) so that judging every minute does not inflate false rollbacks.
-    false_rollback_rate: Annotated[float, Field(gt=0, lt=0.5)] = 0.01
+    false_rollback_rate: Annotated[float, Field(strict=True, gt=0, lt=0.5)] = 0.01
 
 
 class SmokeTest(Frozen):
     """Requests sent straight to green at 0% traffic before any mirroring."""
 
     requests: tuple[dict[str, Any], ...] = Field(min_length=1, max_length=20)
-    max_failures: Annotated[int, Field(ge=0)] = 0
+    max_failures: Annotated[int, Field(strict=True, ge=0)] = 0
 
 
 NoDataAction = Literal["pause", "rollback"]
@@ -140,7 +186,8 @@ class RolloutPolicy(Frozen):
     smoke_test: SmokeTest | None = None
     # A stage that cannot reach a verdict by its max_duration (too little data, inconclusive).
     on_stage_timeout: NoDataAction = "pause"
-    consecutive_error_limit: Annotated[int, Field(ge=1)] = 5  # metrics/logs provider failures in a row
+    # Provider failures in a row (metrics, logs, reads, orders Azure did not apply).
+    consecutive_error_limit: Annotated[int, Field(strict=True, ge=1, le=100)] = 5
     on_provider_errors: NoDataAction = "pause"
     provisioning_timeout: Duration = timedelta(minutes=60)
     approval_timeout: Duration | None = timedelta(hours=24)
@@ -148,7 +195,7 @@ class RolloutPolicy(Frozen):
     deadline: Duration = timedelta(hours=24)  # the whole rollout; then it is rolled back
     on_newer_version: Literal["supersede", "ignore"] = "supersede"
     # An alert about the whole endpoint (no `deployment` dimension) rolls back the rollout on it.
-    endpoint_alerts_roll_back: bool = True
+    endpoint_alerts_roll_back: Flag = True
     keep_old_blue_for: Duration = timedelta(hours=1)  # after success, as OLD_PROD
     keep_failed_green_for: Duration = timedelta(hours=2)  # after a rollback, so people can read logs
 

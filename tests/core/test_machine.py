@@ -311,9 +311,14 @@ def test_green_gone_mid_canary_rolls_back():
     assert decision.rollout.phase == P.ROLLING_BACK
 
 
-def test_deleted_endpoint_fails_the_rollout():
+def test_deleted_endpoint_fails_the_rollout_once_confirmed():
     rollout = at(started(), P.CANARY, 0)
-    decision = decide(rollout, POLICY, Observation(endpoint=None), T0 + minutes(3))
+    for i in range(1, 3):  # a not-found is not believed until reads agree
+        decision = decide(rollout, POLICY, Observation(endpoint=None), T0 + minutes(3 + i))
+        assert decision.rollout.phase == P.CANARY
+        assert not decision.actions
+        rollout = decision.rollout
+    decision = decide(rollout, POLICY, Observation(endpoint=None), T0 + minutes(6))
     assert decision.rollout.phase == P.FAILED
     assert "no longer exists" in decision.reason
 

@@ -76,9 +76,14 @@ class RolloutMachine(RuleBasedStateMachine):
         before = self.rollout
         self.last = decision
         after = decision.rollout
-        if before.phase.terminal:
+        undo = before.phase == P.SUCCEEDED and after.phase == P.ROLLING_BACK and decision.actor != "safe-rollout"
+        if before.phase.terminal and not undo:
+            # Terminal phases absorb every input, but for a person's or an alert's rollback just
+            # after a success, while the old blue is kept for exactly that.
             assert after.phase == before.phase, "terminal phases absorb every input"
             assert not any(isinstance(a, SetTraffic | CreateDeployment) for a in decision.actions)
+        if undo:
+            assert after.desired == TrafficSplit(live={before.blue: 100}), "an undo puts everyone back on blue"
         for action in decision.actions:
             if isinstance(action, SetTraffic):
                 assert action.split.live_of(after.green) <= max_green_live(after, self.policy), (
