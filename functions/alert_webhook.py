@@ -2,6 +2,10 @@
 
 Needs the function key and the shared secret in the `secret` query parameter (action-group
 webhooks cannot add headers), compared in constant time.
+
+Action groups retry a webhook only on 408, 429, 503, 504 or no answer (docs/AZURE-FACTS-USED.md),
+so anything that stops the rollback from landing now (a lost race, storage or Azure unavailable,
+a missing setting, a bug) answers 503 with Retry-After: the rollback is attempted again.
 """
 
 import hmac
@@ -9,7 +13,7 @@ import logging
 
 import azure.functions as func
 
-from functions.http import json_response, problem
+from functions.http import json_response, problem, retry_later
 
 bp = func.Blueprint()
 log = logging.getLogger("safe_rollout.functions")
@@ -20,6 +24,7 @@ log = logging.getLogger("safe_rollout.functions")
 def alert_webhook(req: func.HttpRequest) -> func.HttpResponse:
     from shared.bootstrap import alert_secret, get_service
     from shared.payloads import PayloadError, parse_alert
+    from shared.ports import ConflictError, ProviderError
 
     expected = alert_secret()
     if expected is None:
@@ -34,15 +39,16 @@ def alert_webhook(req: func.HttpRequest) -> func.HttpResponse:
     except PayloadError as exc:
         log.warning("alert rejected: %s", exc)
         return problem(400, "Bad alert", str(exc))
-    from shared.ports import ConflictError
-
     try:
         outcomes = get_service().alert(notice)
     except ConflictError as exc:
-        # Action groups retry 503: the rollback will be attempted again.
         log.warning("alert %s not applied yet, asking for a retry: %s", notice.alert_id, exc)
-        response = problem(503, "Busy", str(exc))
-        response.headers["Retry-After"] = "5"
-        return response
+        return retry_later("Busy", str(exc))
+    except ProviderError as exc:
+        log.warning("alert %s not applied: Azure or storage unavailable, asking for a retry: %s", notice.alert_id, exc)
+        return retry_later("Unavailable", "Azure or the rollout state store could not be reached; retry")
+    except Exception:
+        log.exception("alert %s not applied: unexpected error, asking for a retry", notice.alert_id)
+        return retry_later("Not applied", "the alert could not be applied; retry")
     log.info("alert %s %s: %s", notice.alert_id, notice.condition, outcomes or "no matching rollout")
     return json_response({"alertId": notice.alert_id, "condition": notice.condition, "rollouts": outcomes})

@@ -1,8 +1,9 @@
 """Event Grid trigger: a registered model version starts (or supersedes into) a rollout.
 
 Accepts the Event Grid schema and CloudEvents. Unparseable events are logged and dropped (a retry
-would not help); if Azure cannot be read the function fails, so Event Grid retries, and nothing
-has been written.
+would not help). If the event cannot be handled now (Azure or storage unavailable, the policy file
+missing or broken, a bug) the failure is logged and the function fails, so Event Grid retries it
+(and dead-letters it after its last try); nothing has been written.
 """
 
 import logging
@@ -33,5 +34,9 @@ def model_registered(event: func.EventGridEvent) -> None:
     except PayloadError as exc:
         log.warning("rejected event %s (%s): %s", event.id, event_type, exc)
         return
-    outcome = get_service().start(registration)
+    try:
+        outcome = get_service().start(registration)
+    except Exception as exc:
+        log.error("event %s for %s not handled, Event Grid will retry it: %s", event.id, registration.model.label, exc)
+        raise
     log.info("event %s for %s: %s: %s", event.id, registration.model.label, outcome.status, outcome.message)

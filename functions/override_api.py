@@ -6,7 +6,8 @@ GET  /api/rollouts/{id}/report          the same as a self-contained HTML report
 POST /api/rollouts/{id}/{action}        pause | resume | approve | promote | promote-full | rollback | abort | retry
                                         body {"actor": "...", "reason": "..."} (recorded in the audit trail)
 GET  /api/openapi.json                  this API's OpenAPI document
-Errors are application/problem+json: 404 unknown, 409 not allowed now or lost a race, 422 bad body.
+Errors are application/problem+json: 404 unknown, 409 not allowed now or lost a race, 422 bad body,
+503 with Retry-After when Azure or the state store cannot be reached (try again).
 """
 
 import json
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import azure.functions as func
 
-from functions.http import json_response, problem
+from functions.http import NOSNIFF, answer, json_response, problem
 
 bp = func.Blueprint()
 log = logging.getLogger("safe_rollout.functions")
@@ -27,6 +28,10 @@ OPENAPI = Path(__file__).resolve().parents[1] / "shared" / "openapi.json"
 @bp.function_name("list_rollouts")
 @bp.route(route="rollouts", methods=["GET"])
 def list_rollouts(req: func.HttpRequest) -> func.HttpResponse:
+    return answer("list rollouts", lambda: _list_rollouts(req))
+
+
+def _list_rollouts(req: func.HttpRequest) -> func.HttpResponse:
     from shared.bootstrap import get_service
     from shared.rollout.model import RolloutPhase
     from shared.views import rollout_view
@@ -53,6 +58,10 @@ def list_rollouts(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("get_rollout")
 @bp.route(route="rollouts/{rollout_id}", methods=["GET"])
 def get_rollout(req: func.HttpRequest) -> func.HttpResponse:
+    return answer("get rollout", lambda: _get_rollout(req))
+
+
+def _get_rollout(req: func.HttpRequest) -> func.HttpResponse:
     from shared.bootstrap import get_service
     from shared.service import NotFoundError
     from shared.views import rollout_view
@@ -71,7 +80,12 @@ def get_rollout(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("rollout_report")
 @bp.route(route="rollouts/{rollout_id}/report", methods=["GET"])
 def rollout_report(req: func.HttpRequest) -> func.HttpResponse:
+    return answer("rollout report", lambda: _rollout_report(req))
+
+
+def _rollout_report(req: func.HttpRequest) -> func.HttpResponse:
     from shared.bootstrap import get_service
+    from shared.report import CONTENT_SECURITY_POLICY
     from shared.service import NotFoundError
 
     rollout_id = req.route_params.get("rollout_id", "")
@@ -81,12 +95,18 @@ def rollout_report(req: func.HttpRequest) -> func.HttpResponse:
         page = get_service().report([rollout_id], title=f"Safe Rollout report: {rollout_id}")
     except NotFoundError:
         return problem(404, "Not found", f"no rollout {rollout_id}")
-    return func.HttpResponse(page, status_code=200, mimetype="text/html")
+    # Inline SVG and one hashed <style>: no scripts, nothing loaded from anywhere, no framing.
+    headers = {**NOSNIFF, "Content-Security-Policy": CONTENT_SECURITY_POLICY, "Referrer-Policy": "no-referrer"}
+    return func.HttpResponse(page, status_code=200, mimetype="text/html", charset="utf-8", headers=headers)
 
 
 @bp.function_name("override_rollout")
 @bp.route(route="rollouts/{rollout_id}/{action}", methods=["POST"])
 def override_rollout(req: func.HttpRequest) -> func.HttpResponse:
+    return answer("override", lambda: _override_rollout(req))
+
+
+def _override_rollout(req: func.HttpRequest) -> func.HttpResponse:
     from shared.bootstrap import get_service
     from shared.payloads import PayloadError, parse_override
     from shared.ports import ConflictError

@@ -151,6 +151,8 @@ resource trafficLog 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' =
   }
 ]
 
+// The action group's URL carries the alert_webhook function's own key (Microsoft.Web/sites/functions
+// listKeys -> default), which opens that one function only; never a host key, which opens them all.
 resource webhook 'Microsoft.Insights/actionGroups@2023-01-01' = if (wireEvents && enableAlerts) {
   name: 'ag-safe-rollout'
   location: 'global'
@@ -161,7 +163,7 @@ resource webhook 'Microsoft.Insights/actionGroups@2023-01-01' = if (wireEvents &
     webhookReceivers: [
       {
         name: 'safe-rollout-alert-webhook'
-        serviceUri: 'https://${functionHostName}/api/alerts?secret=${alertSecret}&code=${listKeys('${functionAppId}/host/default', '2023-12-01').functionKeys.default}'
+        serviceUri: 'https://${functionHostName}/api/alerts?secret=${alertSecret}&code=${listKeys('${functionAppId}/functions/alert_webhook', '2023-12-01').default}'
         useCommonAlertSchema: true
       }
     ]

@@ -23,8 +23,15 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+def _unexpected(exc: Exception) -> bool:
+    """Worth a traceback: not one of the file's own errors (PolicyFileError, a ValueError)."""
+    return not isinstance(exc, ValueError)
+
+
 class CachedPolicyFile:
-    """Re-read the policy file when it changes; a broken edit keeps the last good file in use."""
+    """Re-read the policy file when it changes. A broken edit, whatever it raises, keeps the last
+    good file in use (logged once per edit, with the file's name); with no good file yet, the
+    error is logged and raised, so only what needs the file (a model registration) fails."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -32,16 +39,31 @@ class CachedPolicyFile:
         self._current: PolicyFile | None = None
 
     def __call__(self) -> PolicyFile:
-        mtime = self._path.stat().st_mtime if self._path.exists() else None
-        if self._current is None or mtime != self._mtime:
-            try:
+        mtime: float | None = None
+        try:
+            mtime = self._path.stat().st_mtime if self._path.exists() else None
+            if self._current is None or mtime != self._mtime:
                 self._current = load_policy_file(self._path)
                 self._mtime = mtime
-            except ValueError:
-                if self._current is None:
-                    raise
-                log.exception("policy file %s is invalid; still using the last valid one", self._path)
+        except Exception as exc:
+            if self._current is None:
+                log.error("policy file %s cannot be used: %s", self._path, exc, exc_info=_unexpected(exc))
+                raise
+            log.error(
+                "policy file %s is invalid; still using the last valid one: %s",
+                self._path,
+                exc,
+                exc_info=_unexpected(exc),
+            )
+            self._mtime = mtime  # read again only after the next edit
         return self._current
+
+    def template_for(self, endpoint: str) -> dict[str, Any] | None:
+        """The policy file's deployment template for an empty endpoint, read when it is needed."""
+        for target in self().targets:
+            if target.template and endpoint in (target.endpoint, *target.allowed_endpoints):
+                return dict(target.template)
+        return None
 
 
 def build_service(settings: Settings, *, transport: Any = None, clock: Any = None) -> RolloutService:
@@ -52,8 +74,9 @@ def build_service(settings: Settings, *, transport: Any = None, clock: Any = Non
     from shared.adapters.table_store import table_store, table_store_with_credential
     from shared.store import RolloutStoreImpl
 
+    # The policy file is read when first needed (a model registration, a first deployment), never
+    # here: a broken file must not stop alerts, people's commands or the timer.
     policies = CachedPolicyFile(settings.policy_file)
-    policies()  # fail now, with the file's name, rather than on the first event
     credential = make_credential(settings.credential)
     store: RolloutStoreImpl
     if settings.storage_connection:
@@ -69,12 +92,11 @@ def build_service(settings: Settings, *, transport: Any = None, clock: Any = Non
             events = EventGridPublisher(settings.eventgrid_endpoint, AzureKeyCredential(settings.eventgrid_key))
         else:
             events = EventGridPublisher(settings.eventgrid_endpoint, credential)
-    templates = {t.endpoint: t.template for t in policies().targets if t.template and t.endpoint}
     gateway = AzureMLGateway(
         credential,
         transport=transport,
         polling_interval=settings.polling_interval,
-        first_deployment_template=next(iter(templates.values()), None),
+        first_deployment_template=policies.template_for,
     )
     metrics = MonitorMetrics(
         credential,

@@ -3,8 +3,8 @@ turned into small commands, with a clear error (PayloadError) for anything else.
 
 from __future__ import annotations
 
-import json
 import re
+import unicodedata
 from datetime import datetime
 from typing import Any, Literal
 
@@ -139,30 +139,67 @@ def parse_alert(body: bytes) -> AlertNotice:
             ) from None
         raise PayloadError(f"not a common-schema alert: {_first_error(exc)}") from None
     essentials = parsed.data.essentials
-    deployments: list[str] = []
-    condition = (parsed.data.alertContext or {}).get("condition")
-    if isinstance(condition, dict):
-        for criterion in condition.get("allOf") or []:
-            for dim in (criterion.get("dimensions") or []) if isinstance(criterion, dict) else []:
-                if isinstance(dim, dict) and str(dim.get("name", "")).lower() == "deployment":
-                    deployments.append(str(dim.get("value", "")).lower())
     return AlertNotice(
         alert_id=essentials.alertId,
         rule=essentials.alertRule,
         condition=essentials.monitorCondition,
         severity=essentials.severity,
         target_ids=tuple(t.lower().rstrip("/") for t in essentials.alertTargetIDs),
-        deployments=tuple(deployments),
+        deployments=_deployments(parsed.data.alertContext),
         fired_at=essentials.firedDateTime,
     )
 
 
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )
+
+
+def _deployments(context: dict[str, Any] | None) -> tuple[str, ...]:
+    """Values of the `deployment` dimension in a metric alert's condition (lower-cased). Other
+    alert kinds have no `condition.allOf`; where it is present it must have Azure's shape."""
+    condition = (context or {}).get("condition")
+    criteria = condition.get("allOf") if isinstance(condition, dict) else None
+    if criteria is None:
+        return ()
+    where = "data.alertContext.condition.allOf"
+    if not isinstance(criteria, list):
+        raise PayloadError(f"{where} must be a list, got {_kind(criteria)}")
+    found: list[str] = []
+    for i, criterion in enumerate(criteria):
+        if not isinstance(criterion, dict):
+            raise PayloadError(f"{where}[{i}] must be an object, got {_kind(criterion)}")
+        dims = criterion.get("dimensions")
+        if dims is None:
+            continue
+        if not isinstance(dims, list):
+            raise PayloadError(f"{where}[{i}].dimensions must be a list, got {_kind(dims)}")
+        for j, dim in enumerate(dims):
+            if not isinstance(dim, dict):
+                raise PayloadError(f"{where}[{i}].dimensions[{j}] must be an object, got {_kind(dim)}")
+            name, value = dim.get("name"), dim.get("value")
+            if not isinstance(name, str) or name.lower() != "deployment":
+                continue
+            if not isinstance(value, str):
+                raise PayloadError(f"{where}[{i}].dimensions[{j}].value must be a string, got {_kind(value)}")
+            found.append(value.lower())
+    return tuple(found)
+
+
+class _SchemaOnly(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    schemaId: Any = None  # noqa: N815
+
+
 def _schema_id(body: bytes) -> str | None:
+    """The body's schemaId, if it has one; pydantic's parser bounds nesting, json's would recurse."""
     try:
-        value = json.loads(body)
-    except ValueError:
+        value = _SchemaOnly.model_validate_json(body).schemaId
+    except ValidationError:
         return None
-    return str(value.get("schemaId")) if isinstance(value, dict) and value.get("schemaId") else None
+    return str(value)[:100] if value else None
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -173,6 +210,12 @@ def _first_error(exc: ValidationError) -> str:
 
 # --- the override API --------------------------------------------------------------------------
 
+SYSTEM_ACTOR = "safe-rollout"  # the actor of every decision the system takes itself
+RESERVED_ACTOR_PREFIXES = ("alert:", "event:")  # alerts and events, as recorded in the audit trail
+# Unicode categories a person's name or reason never needs: controls (Cc), format characters such
+# as zero-width and bidi overrides (Cf), line/paragraph separators (Zl, Zp), surrogates, private use.
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co"})
+
 
 class OverrideBody(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -182,9 +225,22 @@ class OverrideBody(BaseModel):
 
     @field_validator("actor", "reason")
     @classmethod
-    def _printable(cls, value: str) -> str:
-        if any(ord(c) < 32 for c in value):
-            raise ValueError("control characters are not allowed")
+    def _visible(cls, value: str) -> str:
+        for i, c in enumerate(value):
+            if unicodedata.category(c) in _HIDDEN:
+                raise ValueError(
+                    f"control, invisible or direction-changing characters are not allowed (U+{ord(c):04X} at {i})"
+                )
+        return value
+
+    @field_validator("actor")
+    @classmethod
+    def _not_the_system(cls, value: str) -> str:
+        folded = unicodedata.normalize("NFKC", value).casefold()
+        if folded == SYSTEM_ACTOR or folded.startswith(RESERVED_ACTOR_PREFIXES):
+            raise ValueError(
+                f"{value[:40]!r} is reserved for the system's own decisions and alerts; give your own name"
+            )
         return value
 
 

@@ -7,6 +7,8 @@ scripts and no external assets, so the file opens anywhere and can be attached t
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -100,7 +102,7 @@ def _markers(decisions: Sequence[DecisionRecord], t0: datetime, t1: datetime) ->
 
 
 def _chart(title: str, lines: str, axes: str, markers: str, legend: Sequence[tuple[str, str]]) -> str:
-    keys = "".join(f'<span class="key"><i style="background:{c}"></i>{html.escape(n)}</span>' for n, c in legend)
+    keys = "".join(f'<span class="key"><i class="{_SWATCH[c]}"></i>{html.escape(n)}</span>' for n, c in legend)
     return (
         f"<figure><figcaption>{html.escape(title)} {keys}</figcaption>"
         f'<svg viewBox="0 0 {W} {H}" role="img" aria-label="{html.escape(title)}">{axes}{lines}{markers}</svg>'
@@ -198,7 +200,11 @@ def _section(item: ReportItem) -> str:
     )
 
 
-STYLE = """
+# Legend swatches are coloured by class, not by a style attribute, so the page needs no inline styles.
+_SWATCH = {BLUE: "sw-blue", GREEN: "sw-green", MIRROR: "sw-mirror"}
+STYLE = (
+    "".join(f".key i.{name}{{background:{color}}}" for color, name in _SWATCH.items())
+    + """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:24px auto;max-width:960px;color:#111827}
 h1{font-size:22px}h2{font-size:17px;margin-top:36px;border-top:1px solid #e5e7eb;padding-top:16px}
 figure{margin:12px 0}figcaption{font-weight:600;margin-bottom:4px}svg{width:100%;height:auto;background:#fafafa}
@@ -209,6 +215,13 @@ td,th{border-bottom:1px solid #e5e7eb;padding:6px;vertical-align:top;text-align:
 .ok{background:#dcfce7}.bad{background:#fee2e2}
 b.Fail{color:#dc2626}b.Pass{color:#16a34a}small{color:#6b7280}
 """
+)
+# The page's only active content is the <style> above, allowed by its hash: no scripts, no inline
+# style attributes, nothing loaded from anywhere, no framing.
+_STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 def render_report(items: Sequence[ReportItem], title: str = "Safe Rollout report") -> str:

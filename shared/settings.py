@@ -35,8 +35,18 @@ SETTINGS: dict[str, str] = {
 DEV_ONLY = frozenset({"SAFE_ROLLOUT_STORAGE_CONNECTION", "SAFE_ROLLOUT_EVENTGRID_TOPIC_KEY"})
 
 
+_EXAMPLES = {
+    "SAFE_ROLLOUT_STORAGE_ACCOUNT_URL": "https://<account>.table.core.windows.net",
+    "SAFE_ROLLOUT_METRICS_ENDPOINT": "https://<region>.metrics.monitor.azure.com",
+    "SAFE_ROLLOUT_LOGS_ENDPOINT": "https://api.loganalytics.io",
+    "SAFE_ROLLOUT_EVENTGRID_TOPIC_ENDPOINT": "https://<topic>.<region>-1.eventgrid.azure.net/api/events",
+}
+
+
 class SettingsError(ValueError):
-    """A setting is missing or malformed; the message names it."""
+    """A setting is missing or malformed; the message names it and says what is expected, and never
+    repeats the value: a connection string, key or SAS token pasted into the wrong setting must not
+    reach the logs."""
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -46,9 +56,9 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     try:
         value = int(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+        raise SettingsError(f"{name} must be a whole number between {low} and {high}") from None
     if not low <= value <= high:
-        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+        raise SettingsError(f"{name} must be a whole number between {low} and {high}")
     return value
 
 
@@ -58,8 +68,12 @@ def _url(env: Mapping[str, str], name: str, *, required: bool) -> str | None:
         if required:
             raise SettingsError(f"{name} is required: {SETTINGS[name]}")
         return None
-    if not raw.startswith(("https://", "http://")):
-        raise SettingsError(f"{name} must be an http(s) URL, got {raw[:80]!r}")
+    host = raw.split("/", 3)[2] if raw.startswith(("https://", "http://")) else ""
+    if not host or "@" in host or "?" in raw or "#" in raw or any(c.isspace() for c in raw):
+        raise SettingsError(
+            f"{name} must be an http(s) endpoint URL such as {_EXAMPLES[name]}, with no query string or credentials "
+            "(the value is not shown: it may hold a secret)"
+        )
     return raw.rstrip("/")
 
 
@@ -92,10 +106,10 @@ class Settings:
             )
         table = env.get("SAFE_ROLLOUT_TABLE_NAME", "").strip() or "saferollouts"
         if not (3 <= len(table) <= 63 and table.isalnum() and table[0].isalpha()):
-            raise SettingsError(f"SAFE_ROLLOUT_TABLE_NAME must be 3-63 letters and digits, got {table!r}")
+            raise SettingsError("SAFE_ROLLOUT_TABLE_NAME must be 3-63 letters and digits, starting with a letter")
         credential = env.get("SAFE_ROLLOUT_CREDENTIAL", "").strip().lower() or "default"
         if credential not in ("default", "emulator"):
-            raise SettingsError(f"SAFE_ROLLOUT_CREDENTIAL must be 'default' or 'emulator', got {credential!r}")
+            raise SettingsError("SAFE_ROLLOUT_CREDENTIAL must be 'default' or 'emulator'")
         policy_file = Path(env.get("SAFE_ROLLOUT_POLICY_FILE", "").strip() or root / "policy.yaml")
         if not policy_file.is_absolute():
             policy_file = root / policy_file

@@ -11,7 +11,7 @@ SDK errors become ProviderError with a message that names what failed; nothing e
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shared.ports import ProviderError
@@ -68,16 +68,26 @@ class AzureMLGateway:
         *,
         transport: HttpTransport[_Req, _Resp] | None = None,
         polling_interval: float = 5.0,
-        first_deployment_template: Mapping[str, Any] | None = None,
+        first_deployment_template: Mapping[str, Any] | Callable[[str], Mapping[str, Any] | None] | None = None,
         arm_endpoint: str = "https://management.azure.com",
     ) -> None:
         self._credential = credential
         self._transport = transport
         self._polling_interval = polling_interval
-        self._template = dict(first_deployment_template or {})
+        # For an endpoint with no deployment to copy: a spec, or a function of the endpoint's name
+        # that reads it (from the policy file) only when it is needed.
+        self._template = first_deployment_template
         self._arm_endpoint = arm_endpoint.rstrip("/")
         self._clients: dict[tuple[str, str, str], MLClient] = {}
         self._pipelines: dict[bool, Any] = {}
+
+    def _template_for(self, endpoint: EndpointRef) -> Mapping[str, Any] | None:
+        if not callable(self._template):
+            return self._template
+        try:
+            return self._template(endpoint.name)
+        except Exception as exc:  # the policy file cannot be read: like Azure being down, retry later
+            raise ProviderError(f"reading the deployment template for {endpoint.name}: {exc}") from exc
 
     def _ml(self, endpoint: EndpointRef) -> MLClient:
         ws = endpoint.workspace
@@ -172,8 +182,8 @@ class AzureMLGateway:
             if action.copy_from:
                 blue = ml.online_deployments.get(action.copy_from, endpoint.name)
                 fields = {f: getattr(blue, f, None) for f in COPIED_FIELDS}
-            elif self._template:
-                fields = dict(self._template)
+            elif template := self._template_for(endpoint):
+                fields = dict(template)
             else:
                 raise ProviderError(
                     f"endpoint {endpoint.name} has no deployment to copy; give the target a "

@@ -71,3 +71,18 @@ def test_azd_parameters_cover_every_required_bicep_parameter():
     required = set(re.findall(r"^param (\w+) \w+$", text, re.M))
     params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     assert required <= set(params), sorted(required - set(params))
+
+
+def test_the_action_group_calls_the_alert_webhook_with_that_functions_own_key_not_a_host_key():
+    """A host key opens every function of the app; the action group only needs the webhook's key."""
+    bicep = {f.name: f.read_text() for f in INFRA.glob("*.bicep")}
+    (uri,) = [line.strip() for line in bicep["workspace.bicep"].splitlines() if "serviceUri:" in line]
+    source = (ROOT / "functions" / "alert_webhook.py").read_text()
+    name = re.search(r'function_name\("(\w+)"\)', source)[1]
+    route = re.search(r'route\(route="(\w+)"', source)[1]
+    assert f"/api/{route}?" in uri
+    assert f"&code=${{listKeys('${{functionAppId}}/functions/{name}', '2023-12-01').default}}" in uri
+    for text in bicep.values():
+        assert "/host/default" not in text
+        assert "functionKeys" not in text
+        assert "masterKey" not in text
