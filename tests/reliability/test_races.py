@@ -89,8 +89,9 @@ class Gate:
         return gated
 
 
-def canary_in_flight(seed: int) -> tuple[Fast, str]:
-    """A rollout at canary 10% whose window is ready, so the timer wants to promote it to 50%."""
+def canary_in_flight(seed: int, phase: P = P.CANARY) -> tuple[Fast, str]:
+    """A rollout at canary 10% (or baking at 100%) whose window is ready, so the timer wants to
+    move it on (to 50%, or to Succeeded)."""
     env = fast(seed=seed)
     emu, policy = env.world.emu, env.policy.policy_for(env.policy.targets[0])
     emu.register_model("fraud-model", "2")
@@ -101,19 +102,20 @@ def canary_in_flight(seed: int) -> tuple[Fast, str]:
         env.world.endpoint, ModelRef(name="fraud-model", version="2"), state, policy, start, trigger="test"
     ).rollout
     pending = pending.model_copy(update={"green": GREEN})
+    step = 0 if phase == P.CANARY else -1
     rollout = pending.model_copy(
         update={
-            "phase": P.CANARY,
-            "step": 0,
+            "phase": phase,
+            "step": step,
             "stage_started_at": start,
-            "desired": split_for(pending, policy, P.CANARY, 0),
+            "desired": split_for(pending, policy, phase, step),
             "decisions": 1,
         }
     )
     emu.set_traffic_by_hand("fraud-scorer", dict(rollout.desired.live))
     env.world.advance(6)
     record = DecisionRecord(
-        seq=1, at=start, actor="test", from_phase=P.PENDING, to_phase=P.CANARY, reason="set up", traffic=rollout.desired
+        seq=1, at=start, actor="test", from_phase=P.PENDING, to_phase=phase, reason="set up", traffic=rollout.desired
     )
     env.store.create(rollout, policy, record)
     return env, rollout.id
@@ -131,10 +133,10 @@ def alert(green_id: str) -> AlertNotice:
     )
 
 
-def one_interleaving(seed: int) -> dict[str, str]:
+def one_interleaving(seed: int, phase: P = P.CANARY) -> dict[str, str]:
     """Run the four workers in the order the seed picks; return what each was told."""
     rng = random.Random(seed)
-    env, rollout_id = canary_in_flight(seed)
+    env, rollout_id = canary_in_flight(seed, phase)
     workers = ["timer", "alert", "promote", "pause"]
     rng.shuffle(workers)
     turnstile = Turnstile(rng, workers)
@@ -197,3 +199,14 @@ def test_rollback_wins_and_nothing_is_lost_under_any_interleaving(batch):
         key = f"{results['promote']}|{results['pause']}"
         outcomes[key] = outcomes.get(key, 0) + 1
     print(f"\nbatch {batch}: {runs} interleavings; promote|pause outcomes: {outcomes}")
+
+
+def test_rollback_wins_over_a_promotion_out_of_the_bake():
+    """In the bake, a promote ends the rollout Succeeded: an alert that fired meanwhile still wins
+    (the old blue is kept for exactly this), whichever lands first."""
+    outcomes: dict[str, int] = {}
+    for seed in range(RUNS // 4):
+        results = one_interleaving(1000 + seed, P.BAKING)
+        outcomes[results["promote"]] = outcomes.get(results["promote"], 0) + 1
+    print(f"\nbake: {RUNS // 4} interleavings; promote outcomes: {outcomes}")
+    assert outcomes.get("applied", 0) > 0  # the promotion did land first in some of them
