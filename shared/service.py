@@ -409,9 +409,12 @@ class RolloutService:
         active = self.store.active_for(endpoint_ref)
         endpoint = self.gateway.read_endpoint(endpoint_ref)
         if endpoint is None:
-            msg = f"endpoint {endpoint_ref.name} does not exist in workspace {registration.workspace.workspace}"
-            log.warning("rejected %s: %s", label, msg)
-            return StartOutcome("rejected", msg)
+            # Never believed at once (ARM reads can miss a resource for a while): the delivery fails
+            # and Event Grid brings it again; an endpoint the policy names wrongly ends dead-lettered.
+            raise ProviderError(
+                f"endpoint {endpoint_ref.name} was not found in workspace {registration.workspace.workspace}; "
+                "the event will be delivered again (check the policy file if the endpoint does not exist)"
+            )
         too_old = self._not_newer(registration, endpoint, active)
         if too_old is not None:
             log.info("ignored %s (event %s): %s", label, registration.event_id, too_old)
@@ -477,22 +480,24 @@ class RolloutService:
     ) -> StartOutcome:
         current = active.rollout
         label = registration.model.label
-        if current.blue and endpoint.deployment(current.blue) is None:
-            # Traffic cannot go back to a blue that is gone: a person decides first; the event waits.
-            raise ProviderError(
-                f"cannot supersede {current.model.label} with {label}: its blue {current.blue} no longer exists"
-            )
+        blue = endpoint.deployment(current.blue)
+        blue_gone = current.blue is not None and (blue is None or blue.provisioning_state == "Deleting")
         now = self.clock.now()
-        old = machine.supersede(current, registration.model, now)
-        new = machine.plan_start(
-            endpoint_ref,
-            registration.model,
-            endpoint,
-            policy,
-            now,
-            trigger=f"event:{registration.event_id}",
-            blue_hint=current.blue,
-        )
+        old = machine.supersede(current, active.policy, registration.model, now, blue_gone=blue_gone)
+        try:
+            # With blue gone, the newer version starts from what serves now (not from a blue that is gone).
+            new = machine.plan_start(
+                endpoint_ref,
+                registration.model,
+                endpoint,
+                policy,
+                now,
+                trigger=f"event:{registration.event_id}",
+                blue_hint=None if blue_gone else current.blue,
+            )
+        except StartRejectedError as exc:
+            log.warning("rejected %s: %s", label, exc)
+            return StartOutcome("rejected", str(exc), current.id)
         try:
             self.store.create(
                 new.rollout,

@@ -36,7 +36,7 @@ from shared.rollout.observation import (
 )
 from shared.rollout.policy import RolloutPolicy
 from shared.rollout.stages import next_stage, paused_out_of_rollback
-from shared.rollout.transitions import begin_rollback, enter_stage, event, make_decision, pause, succeed
+from shared.rollout.transitions import begin_rollback, enter_stage, event, finish, make_decision, pause, succeed
 
 P = RolloutPhase
 
@@ -308,9 +308,17 @@ def annotate(rollout: Rollout, now: datetime, reason: str, actor: str) -> Decisi
     return make_decision(rollout, rollout, now, reason, actor=actor, force_record=True)
 
 
-def supersede(rollout: Rollout, newer: ModelRef, now: datetime) -> Decision:
-    """A newer version arrived: traffic back to blue first, then this rollout ends Superseded."""
-    return begin_rollback(rollout, now, f"superseded by {newer.label}", finish_as=P.SUPERSEDED)
+def supersede(
+    rollout: Rollout, policy: RolloutPolicy, newer: ModelRef, now: datetime, *, blue_gone: bool = False
+) -> Decision:
+    """A newer version arrived: traffic back to blue first, then this rollout ends Superseded.
+    With blue gone there is nowhere to send traffic back to: it ends at once, leaving the split as
+    it is for the newer rollout, which starts from what serves now."""
+    why = f"superseded by {newer.label}"
+    if blue_gone:
+        ending = rollout.model_copy(update={"phase": P.ROLLING_BACK, "finish_as": P.SUPERSEDED})
+        return finish(ending, policy, now, P.SUPERSEDED, f"{why}; blue {rollout.blue} is gone, traffic left as found")
+    return begin_rollback(rollout, now, why, finish_as=P.SUPERSEDED)
 
 
 def unrecorded(rollout: Rollout, now: datetime) -> Decision:

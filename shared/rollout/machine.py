@@ -13,6 +13,7 @@ someone else: the rollout pauses and reports instead of fighting them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from shared.rollout import analysis
@@ -170,6 +171,12 @@ def decide(rollout: Rollout, policy: RolloutPolicy, observation: Observation, no
     return hold(rollout, now, rollout.last_reason)  # Paused, Aborted: a person decides
 
 
+def _blue_can_serve(rollout: Rollout, endpoint: EndpointState) -> bool:
+    """Whether traffic can go back to blue: it is there and not being deleted."""
+    blue = endpoint.deployment(rollout.blue)
+    return rollout.blue is None or (blue is not None and blue.provisioning_state != "Deleting")
+
+
 def _green_touched(rollout: Rollout, actual: TrafficSplit) -> bool:
     """Whether green holds, or was last ordered to hold, any live or mirrored traffic."""
     return any(split.live_of(rollout.green) or split.mirror_of(rollout.green) for split in (actual, rollout.desired))
@@ -210,11 +217,39 @@ def _overdue(rollout: Rollout, policy: RolloutPolicy, now: datetime) -> Decision
 
 
 def _stalled(rollout: Rollout, policy: RolloutPolicy, now: datetime, why: str) -> Decision:
-    """A tick that cannot act (Azure unreadable, an order not applied): counted, and past the limit
-    handed to the policy (exposed phases) or to a person (everywhere else green may hold traffic)."""
-    overdue = _overdue(rollout, policy, now)
-    if overdue is not None:
-        return overdue
+    """A tick that cannot act (Azure unreadable): counted, and past the limit handed on."""
+    return _overdue(rollout, policy, now) or _count_error(
+        rollout, policy, now, why, f"provider error, will retry: {why}"
+    )
+
+
+def _order_again(rollout: Rollout, policy: RolloutPolicy, now: datetime, actual: TrafficSplit) -> Decision:
+    """Our split is not on the endpoint yet: order it again, counting each miss as an error."""
+    refused = f": Azure said {rollout.last_action_error}" if rollout.last_action_error else ""
+    why = f"traffic not applied yet (ordered {rollout.desired.describe()}, found {actual.describe()}){refused}"
+    return _overdue(rollout, policy, now) or _count_error(
+        rollout,
+        policy,
+        now,
+        why,
+        f"applying traffic ({rollout.desired.describe()})",
+        actions=[SetTraffic(split=rollout.desired)],
+    )
+
+
+def _count_error(
+    rollout: Rollout,
+    policy: RolloutPolicy,
+    now: datetime,
+    why: str,
+    holding: str,
+    *,
+    actions: Sequence[Action] = (),
+) -> Decision:
+    """One more provider error in a row. Below the limit: `holding` (with `actions`, the order to
+    repeat). At the limit: the policy's action in an exposed phase; a rollback that cannot be
+    completed goes to a person, unless it was a newer version's supersede (that rollout owns the
+    endpoint now, so this one simply ends)."""
     errors = rollout.consecutive_errors + 1
     counted = rollout.model_copy(update={"consecutive_errors": errors})
     evidence = [
@@ -230,26 +265,14 @@ def _stalled(rollout: Rollout, policy: RolloutPolicy, now: datetime, why: str) -
         if rollout.phase in EXPOSED_PHASES:
             return on_policy_action(policy.on_provider_errors, counted, now, reason, evidence)
         if rollout.phase == P.ROLLING_BACK:
-            why = f"{reason}; the rollback could not be completed, a person must decide"
-            return pause(counted, now, why, evidence=evidence)
-    return make_decision(rollout, counted, now, f"provider error, will retry: {why}", evidence=evidence)
+            return _rollback_impossible(counted, policy, now, f"{reason}; the rollback could not be completed")
+    return make_decision(rollout, counted, now, holding, actions=actions, evidence=evidence)
 
 
-def _order_again(rollout: Rollout, policy: RolloutPolicy, now: datetime, actual: TrafficSplit) -> Decision:
-    """Our split is not on the endpoint yet: order it again, counting each miss as an error."""
-    refused = f": Azure said {rollout.last_action_error}" if rollout.last_action_error else ""
-    why = f"traffic not applied yet (ordered {rollout.desired.describe()}, found {actual.describe()}){refused}"
-    stalled = _stalled(rollout, policy, now, why)
-    if stalled.rollout.phase != rollout.phase:
-        return stalled
-    return make_decision(
-        rollout,
-        stalled.rollout,
-        now,
-        f"applying traffic ({rollout.desired.describe()})",
-        actions=[SetTraffic(split=rollout.desired)],
-        evidence=stalled.evidence,
-    )
+def _rollback_impossible(rollout: Rollout, policy: RolloutPolicy, now: datetime, why: str) -> Decision:
+    if rollout.finish_as == P.SUPERSEDED:
+        return finish(rollout, policy, now, P.SUPERSEDED, f"{why}; traffic is left to the newer rollout")
+    return pause(rollout, now, f"{why}; a person must decide")
 
 
 def _endpoint_missing(rollout: Rollout, policy: RolloutPolicy, now: datetime) -> Decision:
@@ -271,12 +294,12 @@ def _rolling_back(rollout: Rollout, policy: RolloutPolicy, endpoint: EndpointSta
     if actual.live_of(rollout.green) == 0 and actual.mirror_of(rollout.green) == 0:
         finish_as = rollout.finish_as or P.ROLLED_BACK
         return finish(rollout, policy, now, finish_as, f"{rollout.last_reason} (green holds no traffic)")
-    if rollout.blue and endpoint.deployment(rollout.blue) is None:
+    if not _blue_can_serve(rollout, endpoint):
         why = (
             f"cannot roll back: blue {rollout.blue} no longer exists and green {rollout.green} serves "
-            f"{actual.describe()}; a person must decide (promote-full keeps green, or restore blue and resume)"
+            f"{actual.describe()} (promote-full keeps green, or restore blue and resume)"
         )
-        return pause(rollout, now, why)
+        return _rollback_impossible(rollout, policy, now, why)
     return _order_again(rollout, policy, now, actual)
 
 

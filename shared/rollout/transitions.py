@@ -153,7 +153,9 @@ def begin_rollback(
     evidence: Sequence[CheckResult] = (),
     actor: str = "safe-rollout",
 ) -> Decision:
-    """Traffic first: order green to 0 live and 0 mirrored, then land in `finish_as` once seen."""
+    """Traffic first: order green to 0 live and 0 mirrored, then land in `finish_as` once seen.
+    A green that was never ordered any traffic (and seen so) needs no order: the split found on the
+    endpoint, a person's included, is left as it is."""
     split = safe_split(rollout)
     held = rollout.desired.live_of(rollout.green) == 0 and rollout.desired.mirror_of(rollout.green) == 0
     moved = rollout.model_copy(
@@ -173,7 +175,7 @@ def begin_rollback(
         moved,
         now,
         reason,
-        actions=[SetTraffic(split=split)],
+        actions=[] if moved.traffic_confirmed else [SetTraffic(split=split)],
         events=[event(moved, "RollbackStarted", reason, finish_as=str(finish_as))],
         evidence=evidence,
         actor=actor,

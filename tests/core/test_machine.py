@@ -448,7 +448,7 @@ def test_promote_from_a_paused_gate_enters_the_gated_stage():
 
 def test_supersede_sends_traffic_back_to_blue_first():
     rollout = at(started(), P.CANARY, 1)
-    decision = supersede(rollout, ModelRef(name=MODEL.name, version="3"), T0)
+    decision = supersede(rollout, POLICY, ModelRef(name=MODEL.name, version="3"), T0)
     assert decision.rollout.phase == P.ROLLING_BACK
     assert decision.rollout.finish_as == P.SUPERSEDED
     assert traffic_of(decision) == TrafficSplit(live={"blue": 100})

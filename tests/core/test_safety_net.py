@@ -232,3 +232,33 @@ def test_what_serves_production_is_read_from_the_deployments_model():
     assert not_newer_reason(v3, v2, "production") is None
     assert "cannot tell" in str(not_newer_reason(ModelRef(name="fraud-model", version="9a"), v3, "production"))
     assert not_newer_reason(v2, ModelRef(name="other", version="9"), "production") is None
+
+
+# --- found by the stateful test of the whole service ---------------------------------------------
+
+
+def test_repeating_a_refused_order_keeps_the_audit_count_in_step_with_its_rows():
+    rollout = at(started(), P.CANARY, 0).model_copy(update={"traffic_confirmed": False})
+    stuck = Observation(endpoint=endpoint({"blue": 100}, {"blue": "Succeeded", rollout.green: "Succeeded"}))
+    for i in range(POLICY.consecutive_error_limit + 2):
+        decision = decide(rollout, POLICY, stuck, T0 + minutes(1 + i))
+        assert decision.rollout.decisions == rollout.decisions + int(decision.record)
+        rollout = decision.rollout
+
+
+def test_a_rollback_before_green_had_traffic_orders_nothing():
+    pending = started()  # blue 100%, seen so; green still provisioning
+    decision = apply_command(pending, POLICY, CommandKind.ROLLBACK, T0 + minutes(1), actor="ana")
+    assert decision.rollout.phase == P.ROLLING_BACK
+    assert not any(isinstance(a, SetTraffic) for a in decision.actions)  # a person's split is left alone
+    emptied = Observation(endpoint=endpoint({}, {"blue": "Deleting", pending.green: "Creating"}))
+    assert decide(decision.rollout, POLICY, emptied, T0 + minutes(2)).rollout.phase == P.ROLLED_BACK
+
+
+def test_a_superseded_rollout_whose_blue_is_gone_ends_instead_of_pausing_beside_its_successor():
+    rolling = apply_command(at(started(), P.BAKING), POLICY, CommandKind.ROLLBACK, T0, actor="x").rollout
+    superseded = rolling.model_copy(update={"finish_as": P.SUPERSEDED})
+    gone_blue = Observation(endpoint=endpoint({superseded.green: 100}, {superseded.green: "Succeeded"}))
+    decision = decide(superseded, POLICY, gone_blue, T0 + minutes(1))
+    assert decision.rollout.phase == P.SUPERSEDED
+    assert "traffic is left to the newer rollout" in decision.reason

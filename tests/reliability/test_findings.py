@@ -138,6 +138,16 @@ def test_a_transient_404_on_the_endpoint_read_is_not_believed():
     assert env.split() == TrafficSplit(live={GREEN: 100})
 
 
+def test_a_registration_that_meets_a_transient_404_is_delivered_again_not_dropped():
+    env = fast()
+    service = env.service()
+    env.world.emu.faults.append(Fault("endpoint.get", status=404, times=1))
+    with pytest.raises(ProviderError, match="will be delivered again"):
+        deliver(env, service, "2")
+    assert env.store.find() == []  # nothing written
+    assert deliver(env, service, "2").status == "started"  # Event Grid's redelivery
+
+
 # --- 3. a late, older version never downgrades production -----------------------------------------
 
 
@@ -181,15 +191,31 @@ def test_blue_deleted_during_the_bake_then_an_alert_hands_it_to_a_person():
     assert stored.rollout.phase == P.PAUSED
     assert "blue blue no longer exists" in stored.rollout.last_reason
     assert endpoint_puts(env) - puts_before <= 1  # no stream of doomed orders
-    # The next version waits (its event is retried) instead of being lost or starting on a gone blue.
-    with pytest.raises(ProviderError, match="no longer exists"):
-        deliver(env, service, "3")
     # A person keeps green: it bakes under the checks and succeeds; the endpoint is free again.
     service.command(stored.rollout.id, CommandKind.PROMOTE_FULL, actor="ana", reason="blue was retired")
     until(env, service, lambda: env.phase().terminal)
     assert env.phase() == P.SUCCEEDED
     assert service.store.active_for(env.world.endpoint) is None
     assert deliver(env, service, "3").status == "started"
+    no_gaps(env)
+
+
+def test_a_newer_version_takes_over_from_a_rollout_whose_blue_is_gone():
+    env = fast()
+    service = env.service()
+    env.register(service)
+    until(env, service, lambda: env.phase() == P.BAKING)
+    env.world.emu.delete_behind_our_back("fraud-scorer", "blue")
+    service.alert(alert(env, GREEN))
+    tick(env, service, 3)
+    assert env.phase() == P.PAUSED
+    outcome = deliver(env, service, "3")  # nothing to send back to: v2 ends, v3 starts from what serves
+    assert outcome.status == "superseded", outcome
+    assert rollout_of(env, "2").rollout.phase == P.SUPERSEDED
+    assert rollout_of(env, "3").rollout.blue == GREEN
+    assert env.split() == TrafficSplit(live={GREEN: 100})  # users were not moved anywhere
+    until(env, service, lambda: rollout_of(env, "3").rollout.phase.terminal)
+    assert rollout_of(env, "3").rollout.phase == P.SUCCEEDED
     no_gaps(env)
 
 
