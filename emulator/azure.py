@@ -286,7 +286,25 @@ class Emulator:
 
     def _fault_response(self, fault: Fault) -> Response:
         headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-        code = {429: "TooManyRequests", 409: "Conflict"}.get(fault.status, "InternalServerError")
+        # Error codes Azure sends with these statuses:
+        # - 404 ResourceNotFound on a resource that exists: ARM reads are eventually consistent and
+        #   can miss a resource for a while (Azure/terraform-azurerm-caf-enterprise-scale wiki,
+        #   "Troubleshooting": a transient 404 "while the Resource Provider in ARM is yet to complete
+        #   replication"; Azure/azure-dev#3881: an online endpoint read right after a traffic update
+        #   does not yet show it).
+        # - 409 Conflict: "another operation on same entity is already running" (Azure/azure-cli#17075).
+        # - 403 RequestDisallowedByPolicy: an Azure Policy `deny` assignment refuses the write, every
+        #   time, until the policy changes (learn.microsoft.com/azure/governance/policy/concepts/effect-deny:
+        #   "The request is returned as a 403 (Forbidden)"; .../azure-resource-manager/troubleshooting/
+        #   error-policy-requestdisallowedbypolicy).
+        # - 400 BadArgument: Azure ML's validation errors (the shape used elsewhere in this file).
+        code = {
+            400: "BadArgument",
+            403: "RequestDisallowedByPolicy",
+            404: "ResourceNotFound",
+            409: "Conflict",
+            429: "TooManyRequests",
+        }.get(fault.status, "InternalServerError")
         return _error(fault.status, code, f"injected fault ({fault.status})", headers)
 
     # -- long-running operations on the simulated clock --------------------------------------------
