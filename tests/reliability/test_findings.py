@@ -67,6 +67,15 @@ def alert(env: Fast, rollout_green: str, **kw: Any) -> AlertNotice:
     return AlertNotice(**(fields | kw))
 
 
+def rollout_reaching(phase: P) -> tuple[Fast, RolloutService]:
+    """A fast world whose version 2 rollout has reached `phase`."""
+    env = fast()
+    service = env.service()
+    env.register(service)
+    until(env, service, lambda: env.phase() == phase)
+    return env, service
+
+
 def endpoint_puts(env: Fast) -> int:
     return sum(1 for m, u, _ in env.world.emu.requests if m == "PUT" and u.split("?")[0].endswith("/fraud-scorer"))
 
@@ -179,10 +188,7 @@ def test_versions_order_numerically_and_unknown_orders_are_refused():
 
 
 def test_blue_deleted_during_the_bake_then_an_alert_hands_it_to_a_person():
-    env = fast()
-    service = env.service()
-    env.register(service)
-    until(env, service, lambda: env.phase() == P.BAKING)
+    env, service = rollout_reaching(P.BAKING)
     env.world.emu.delete_behind_our_back("fraud-scorer", "blue")
     service.alert(alert(env, GREEN))
     puts_before = endpoint_puts(env)
@@ -201,10 +207,7 @@ def test_blue_deleted_during_the_bake_then_an_alert_hands_it_to_a_person():
 
 
 def test_a_newer_version_takes_over_from_a_rollout_whose_blue_is_gone():
-    env = fast()
-    service = env.service()
-    env.register(service)
-    until(env, service, lambda: env.phase() == P.BAKING)
+    env, service = rollout_reaching(P.BAKING)
     env.world.emu.delete_behind_our_back("fraud-scorer", "blue")
     service.alert(alert(env, GREEN))
     tick(env, service, 3)
@@ -220,10 +223,7 @@ def test_a_newer_version_takes_over_from_a_rollout_whose_blue_is_gone():
 
 
 def test_an_order_azure_keeps_refusing_pauses_with_its_reason():
-    env = fast()
-    service = env.service()
-    env.register(service)
-    until(env, service, lambda: env.phase() == P.MIRRORING)
+    env, service = rollout_reaching(P.MIRRORING)
     env.world.emu.faults.append(Fault("endpoint.put", status=403, times=10_000))
     until(env, service, lambda: env.phase() == P.PAUSED, limit=40)
     reason = env.only().rollout.last_reason
@@ -286,10 +286,7 @@ def test_a_supersede_racing_the_promotion_starts_from_the_new_production():
 
 
 def test_an_alert_that_fired_before_a_promotion_still_rolls_back():
-    env = fast()
-    service = env.service()
-    env.register(service)
-    until(env, service, lambda: env.phase() == P.BAKING)
+    env, service = rollout_reaching(P.BAKING)
     fired = env.world.clock.now()
     env.world.advance(0.1)
     service.command(env.only().rollout.id, CommandKind.PROMOTE, actor="ana")  # lands a moment first
@@ -313,10 +310,7 @@ def test_an_alert_that_fired_before_a_promotion_still_rolls_back():
 
 
 def test_promote_on_a_paused_rollout_whose_green_failed_is_refused_and_the_pause_rolls_back():
-    env = fast()
-    service = env.service()
-    env.register(service)
-    until(env, service, lambda: env.phase() == P.CANARY)
+    env, service = rollout_reaching(P.CANARY)
     rid = env.only().rollout.id
     service.command(rid, CommandKind.PAUSE, actor="ana")
     env.world.emu.break_deployment("fraud-scorer", GREEN)
@@ -332,10 +326,7 @@ def test_promote_on_a_paused_rollout_whose_green_failed_is_refused_and_the_pause
 
 
 def test_resolved_alerts_cannot_grow_the_audit_trail_without_bound():
-    env = fast()
-    service = env.service()
-    env.register(service)
-    until(env, service, lambda: env.phase() == P.MIRRORING)
+    env, service = rollout_reaching(P.MIRRORING)
     service.command(env.only().rollout.id, CommandKind.PAUSE, actor="ana")
     before = env.only().rollout.decisions
     for i in range(MAX_NOTES + 30):
