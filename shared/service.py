@@ -176,8 +176,11 @@ class RolloutService:
             return saved
         try:
             return self.store.save(saved, saved.rollout.model_copy(update={"last_action_error": refused}), None)
-        except (ConflictError, ProviderError):
-            return saved  # a newer decision was saved, or storage blinked: the next tick decides afresh
+        except (ConflictError, ProviderError) as exc:
+            # A newer decision was saved, or storage blinked: the next tick decides afresh (and the
+            # refusal is in the log line above; only its copy in the rollout's reason is lost).
+            log.info("rollout %s: Azure's refusal not kept with the rollout: %s", saved.rollout.id, exc)
+            return saved
 
     def _act(self, rollout: Rollout, actions: Sequence[Action]) -> tuple[TrafficSplit | None, str]:
         """Traffic first, teardown last. A failed action stops the rest; the next tick retries.
