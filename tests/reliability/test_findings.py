@@ -38,6 +38,12 @@ def until(env: Fast, service: RolloutService, done: Callable[[], bool], limit: i
     raise AssertionError(f"not reached in {limit} ticks: {[s.rollout.last_reason for s in env.store.find()]}")
 
 
+def phase_of(env: Fast, rollout_id: str) -> P:
+    stored = env.store.get(rollout_id)
+    assert stored is not None
+    return stored.rollout.phase
+
+
 def rollout_of(env: Fast, version: str) -> StoredRollout:
     (found,) = [s for s in env.store.find() if s.rollout.model.version == version]
     return found
@@ -121,13 +127,13 @@ def test_an_unreadable_policy_snapshot_isolates_that_rollout_only():
     assert "Paused" in {e.type for e in env.events.events if e.rollout_id == fraud.rollout.id}
     # The other endpoint goes on to the end.
     churn = next(s for s in env.store.find() if s.rollout.model.name == "churn-model").rollout.id
-    until(env, service, lambda: env.store.get(churn).rollout.phase == P.SUCCEEDED)  # type: ignore[union-attr]
+    until(env, service, lambda: phase_of(env, churn) == P.SUCCEEDED)
     # People can still list it and take it back; they cannot push it forward on a policy nobody can read.
     assert len(service.store.find()) == 2
     with pytest.raises(CommandRejectedError, match="only pause, rollback and abort"):
         service.command(fraud.rollout.id, CommandKind.PROMOTE, actor="ana")
     service.command(fraud.rollout.id, CommandKind.ROLLBACK, actor="ana")
-    until(env, service, lambda: env.store.get(fraud.rollout.id).rollout.phase == P.ROLLED_BACK)  # type: ignore[union-attr]
+    until(env, service, lambda: phase_of(env, fraud.rollout.id) == P.ROLLED_BACK)
     assert env.world.emu.current_split("fraud-scorer") == TrafficSplit(live={"blue": 100})
 
 
@@ -272,8 +278,10 @@ def test_a_supersede_racing_the_promotion_starts_from_the_new_production():
     service = env.service()
     env.register(service)
     until(env, service, lambda: env.phase() == P.BAKING)
-    promoted = lambda: until(env, service, lambda: env.phase().terminal)  # noqa: E731
-    env.store.before_create = promoted  # v2 succeeds between v3's look and its write
+    def promoted() -> None:  # v2 succeeds between v3's look and its write
+        until(env, service, lambda: env.phase().terminal)
+
+    env.store.before_create = promoted
     outcome = deliver(env, service, "3")
     assert rollout_of(env, "2").rollout.phase == P.SUCCEEDED
     assert outcome.status == "started", outcome
