@@ -74,7 +74,7 @@ class Outage:
 
     def __init__(self, harness: Harness, monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
         self.on = False
-        table = harness.service.store._rows._table  # type: ignore[attr-defined]
+        table = harness.service.store._rows._table
         for name in ("get_entity", "query_entities", "submit_transaction"):
             monkeypatch.setattr(table, name, self._guard(getattr(table, name), error))
 

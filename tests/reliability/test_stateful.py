@@ -425,7 +425,7 @@ class RolloutWorld(RuleBasedStateMachine):
         notice = AlertNotice(
             alert_id=f"alert-{alert}",
             rule=f"rule-{alert}",
-            condition=condition,  # type: ignore[arg-type]
+            condition=condition,
             severity="Sev1",
             target_ids=targets,
             deployments=(green,) if shape == "endpoint+deployment" else (),
