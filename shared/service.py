@@ -260,6 +260,8 @@ class RolloutService:
         )
 
     def _metrics_query(self, stored: StoredRollout, observation: Observation) -> MetricsQuery | None:
+        if stored.policy_error is not None:
+            return None  # nothing is judged on a policy nobody can read
         traffic = observation.endpoint.traffic if observation.endpoint is not None else None
         window = machine.analysis_window(stored.rollout, stored.policy, self.clock.now(), traffic)
         if window is None:
@@ -484,9 +486,14 @@ class RolloutService:
         current = active.rollout
         label = registration.model.label
         blue = endpoint.deployment(current.blue)
-        blue_gone = current.blue is not None and (blue is None or blue.provisioning_state == "Deleting")
+        # Nowhere to send traffic back to (blue gone, or a first deployment): the split stays as it
+        # is and the newer version starts from what serves now, the old green included.
+        blue_gone = current.blue is None or blue is None or blue.provisioning_state == "Deleting"
+        serves = endpoint.traffic.live_of(current.green) > 0
         now = self.clock.now()
-        old = machine.supersede(current, active.policy, registration.model, now, blue_gone=blue_gone)
+        old = machine.supersede(
+            current, active.policy, registration.model, now, blue_gone=blue_gone, green_serves=serves
+        )
         try:
             # With blue gone, the newer version starts from what serves now (not from a blue that is gone).
             new = machine.plan_start(

@@ -309,16 +309,29 @@ def annotate(rollout: Rollout, now: datetime, reason: str, actor: str) -> Decisi
 
 
 def supersede(
-    rollout: Rollout, policy: RolloutPolicy, newer: ModelRef, now: datetime, *, blue_gone: bool = False
+    rollout: Rollout,
+    policy: RolloutPolicy,
+    newer: ModelRef,
+    now: datetime,
+    *,
+    blue_gone: bool = False,
+    green_serves: bool = False,
 ) -> Decision:
     """A newer version arrived: traffic back to blue first, then this rollout ends Superseded.
-    With blue gone there is nowhere to send traffic back to: it ends at once, leaving the split as
-    it is for the newer rollout, which starts from what serves now."""
+    With no blue to go back to (gone, or a first deployment) it ends at once, leaving the split as
+    it is for the newer rollout, which starts from what serves now; a green that serves users is
+    then the newer rollout's blue, so it is neither tagged as rolled back nor deleted from here."""
     why = f"superseded by {newer.label}"
-    if blue_gone:
-        ending = rollout.model_copy(update={"phase": P.ROLLING_BACK, "finish_as": P.SUPERSEDED})
-        return finish(ending, policy, now, P.SUPERSEDED, f"{why}; blue {rollout.blue} is gone, traffic left as found")
-    return begin_rollback(rollout, now, why, finish_as=P.SUPERSEDED)
+    if not blue_gone:
+        return begin_rollback(rollout, now, why, finish_as=P.SUPERSEDED)
+    gone = f"blue {rollout.blue} is gone" if rollout.blue else "there is no blue"
+    ending = rollout.model_copy(update={"phase": P.ROLLING_BACK, "finish_as": P.SUPERSEDED})
+    ended = finish(ending, policy, now, P.SUPERSEDED, f"{why}; {gone}, traffic left as found")
+    if not green_serves:
+        return ended
+    kept = ended.rollout.model_copy(update={"cleanup": rollout.cleanup})
+    actions = tuple(a for a in ended.actions if not (isinstance(a, TagDeployment) and a.name == rollout.green))
+    return ended.model_copy(update={"rollout": kept, "actions": actions})
 
 
 def unrecorded(rollout: Rollout, now: datetime) -> Decision:

@@ -133,7 +133,8 @@ def decide(rollout: Rollout, policy: RolloutPolicy, observation: Observation, no
 
     green = endpoint.deployment(rollout.green)
     green_broken = green is None or green.provisioning_state in PROVISIONING_FAILED
-    if rollout.phase in (P.PAUSED, P.AWAITING_APPROVAL) and green_broken and _green_touched(rollout, actual):
+    waiting = rollout.phase in (P.PAUSED, P.AWAITING_APPROVAL) and not paused_out_of_rollback(rollout)
+    if waiting and green_broken and _green_touched(rollout, actual):
         # Waiting is no shelter: a green that failed while it holds traffic is rolled back now.
         state = "is gone" if green is None else f"is {green.provisioning_state}"
         return begin_rollback(rollout, now, f"green {rollout.green} {state} while {rollout.phase}")
@@ -194,6 +195,12 @@ def _overdue(rollout: Rollout, policy: RolloutPolicy, now: datetime) -> Decision
     """The current stage's own time limit, checked wherever a tick cannot make progress."""
     waited = now - rollout.stage_started_at
     if rollout.phase == P.PENDING and waited > policy.provisioning_timeout:
+        if not rollout.traffic_confirmed:
+            # A newer version's start whose order (traffic back to blue) never landed: it keeps the
+            # endpoint and rolls back, so the split it inherited is never left without an owner.
+            limit = format_duration(policy.provisioning_timeout)
+            why = f"green {rollout.green} was not ready, nor the split applied, within {limit}"
+            return begin_rollback(rollout, now, why)
         return fail_before_traffic(
             rollout,
             policy,
@@ -384,9 +391,9 @@ def _judge(
     min_duration, max_duration, min_requests = stage_limits(policy, rollout)
     label = stage_label(policy, rollout.phase, rollout.step)
     window = analysis_window(rollout, policy, now)
-    if window is None:
+    if window is None:  # the endpoint answered and holds our split: errors are no longer in a row
         return hold(
-            rollout,
+            rollout.model_copy(update={"consecutive_errors": 0}),
             now,
             f"observing {label} for at least {format_duration(min_duration)} "
             f"(+{format_duration(policy.analysis.ingestion_lag)} lag)",
@@ -436,6 +443,12 @@ def _cleanup(rollout: Rollout, observation: Observation, now: datetime) -> Decis
     if not rollout.cleanup or observation.endpoint_error is not None:
         return make_decision(rollout, rollout, now, rollout.last_reason)
     endpoint = observation.endpoint
+    if endpoint is None and rollout.endpoint_missing + 1 < ENDPOINT_GONE_AFTER:
+        # As for active rollouts, a not-found is believed only when reads in a row agree.
+        counted = rollout.model_copy(update={"endpoint_missing": rollout.endpoint_missing + 1})
+        return make_decision(rollout, counted, now, rollout.last_reason)
+    if endpoint is not None and rollout.endpoint_missing:
+        rollout = rollout.model_copy(update={"endpoint_missing": 0})
     keep: list[PendingDelete] = []
     actions: list[Action] = []
     notes: list[str] = []

@@ -80,7 +80,8 @@ def stage_label(policy: RolloutPolicy, phase: RolloutPhase, step: int) -> str:
     if phase == P.MIRRORING and policy.mirror:
         return f"mirror {policy.mirror.percent}%"
     if phase == P.CANARY:
-        return f"canary {policy.steps[step].percent}%"
+        # A step the policy does not have (a rollout isolated on the default policy) is named by number.
+        return f"canary {policy.steps[step].percent}%" if 0 <= step < len(policy.steps) else f"canary step {step + 1}"
     if phase == P.BAKING:
         return "bake at 100%"
     return str(phase)

@@ -262,3 +262,59 @@ def test_a_superseded_rollout_whose_blue_is_gone_ends_instead_of_pausing_beside_
     decision = decide(superseded, POLICY, gone_blue, T0 + minutes(1))
     assert decision.rollout.phase == P.SUPERSEDED
     assert "traffic is left to the newer rollout" in decision.reason
+
+
+# --- found by an independent review ----------------------------------------------------------------
+
+
+def test_a_rollout_paused_out_of_an_impossible_rollback_does_not_loop_when_green_fails():
+    rolling = apply_command(at(started(), P.BAKING), POLICY, CommandKind.ROLLBACK, T0, actor="x").rollout
+    gone_blue = Observation(endpoint=endpoint({rolling.green: 100}, {rolling.green: "Succeeded"}))
+    paused = decide(rolling, POLICY, gone_blue, T0 + minutes(1)).rollout
+    failed = Observation(endpoint=endpoint({paused.green: 100}, {paused.green: "Failed"}))
+    later = decide(paused, POLICY, failed, T0 + minutes(2))
+    assert later.rollout.phase == P.PAUSED
+    assert later.actions == ()
+    assert not later.record  # no audit row, no event, tick after tick
+
+
+def test_a_finished_rollout_does_not_believe_one_missing_endpoint_read():
+    done = at(started(), P.SUCCEEDED).model_copy(
+        update={"cleanup": (PendingDelete(deployment="blue", not_before=T0 + timedelta(hours=1), why="old"),)}
+    )
+    once = decide(done, POLICY, Observation(endpoint=None), T0 + minutes(1))
+    assert once.rollout.cleanup == done.cleanup  # still kept: an alert may still undo the promotion
+
+
+def test_a_start_whose_inherited_split_never_lands_rolls_back_instead_of_failing_ownerless():
+    inherited = started().model_copy(update={"traffic_confirmed": False})  # supersede: blue 100 ordered
+    stuck = Observation(
+        endpoint=endpoint({"blue": 50, "old-green": 50}, {"blue": "Succeeded", "old-green": "Succeeded"})
+    )
+    decision = decide(inherited, POLICY, stuck, T0 + minutes(61))
+    assert decision.rollout.phase == P.ROLLING_BACK  # it keeps the endpoint until the split is right
+
+
+def test_errors_in_a_row_are_forgotten_once_the_endpoint_answers():
+    rollout = at(started(), P.CANARY, 0, stage_started_at=T0, consecutive_errors=4)
+    calm = decide(rollout, POLICY, observe(rollout), T0 + minutes(2))  # observing: no window yet
+    assert calm.rollout.consecutive_errors == 0
+
+
+def test_a_step_the_fallback_policy_lacks_is_named_not_crashed_on():
+    from shared.rollout.stages import stage_label
+
+    assert stage_label(POLICY, P.CANARY, 3) == "canary step 4"
+
+
+def test_superseding_where_there_is_no_blue_leaves_users_on_green_and_keeps_it():
+    from shared.rollout.commands import supersede
+
+    first = at(started(blue=None), P.BAKING)  # a first deployment: green serves everyone
+    decision = supersede(
+        first, POLICY, ModelRef(name="fraud-model", version="3"), T0, blue_gone=True, green_serves=True
+    )
+    assert decision.rollout.phase == P.SUPERSEDED
+    assert not any(isinstance(a, SetTraffic) for a in decision.actions)  # users are not moved anywhere
+    assert not any(isinstance(a, TagDeployment) and a.name == first.green for a in decision.actions)
+    assert all(item.deployment != first.green for item in decision.rollout.cleanup)  # the next rollout's blue

@@ -368,3 +368,4 @@ def test_reading_a_rollout_by_id_is_point_reads_not_a_table_scan():
     assert store.get(rid) is not None
     assert store.decisions(rid)
     assert rows.queries == 1  # the decisions of one partition; the rollout itself by point reads
+
