@@ -58,8 +58,6 @@ SAVE_RETRIES = 5  # a person's command: then 409, and they can try again
 ROLLBACK_RETRIES = 25  # an alert's rollback: each retry reloads; then 503 so the action group retries
 START_RETRIES = 5  # a registration racing another: look again; then fail so Event Grid redelivers
 MAX_NOTES = 20  # audit notes that change nothing (resolved alerts) kept per rollout; the rest are logged
-# Commands that may send users to green: the endpoint is read first so a failed green is refused.
-TOWARD_GREEN = frozenset({CommandKind.RESUME, CommandKind.APPROVE, CommandKind.PROMOTE, CommandKind.PROMOTE_FULL})
 
 
 class NotFoundError(LookupError):
@@ -554,7 +552,7 @@ class RolloutService:
                 "only pause, rollback and abort are possible"
             )
         endpoint = None
-        if kind in TOWARD_GREEN and not stored.rollout.phase.terminal:
+        if kind in machine.TOWARD_GREEN and not stored.rollout.phase.terminal:
             endpoint = self.gateway.read_endpoint(stored.rollout.endpoint)
             if endpoint is None:
                 raise CommandRejectedError(f"endpoint {stored.rollout.endpoint.name} was not found; {kind} refused")

@@ -138,7 +138,7 @@ def _undo(rollout: Rollout, now: datetime, said: str, actor: str) -> Decision:
 
 
 # Commands that send users (or mirrored copies) to green: refused while green is not ready.
-_TOWARD_GREEN = frozenset({"resume", "approve", "promote", "promote-full"})
+TOWARD_GREEN = frozenset({CommandKind.RESUME, CommandKind.APPROVE, CommandKind.PROMOTE, CommandKind.PROMOTE_FULL})
 
 
 def apply_command(
@@ -171,7 +171,7 @@ def apply_command(
         return begin_rollback(rollout, now, said, finish_as=P.ABORTED, actor=actor)
     if phase == P.ROLLING_BACK:
         raise CommandRejectedError(f"rollout is rolling back; {kind} is not possible")
-    if str(kind) in _TOWARD_GREEN and endpoint is not None:
+    if kind in TOWARD_GREEN and endpoint is not None:
         _green_can_serve(rollout, kind, endpoint)
     if kind == CommandKind.PROMOTE_FULL and paused_out_of_rollback(rollout):
         return _keep_green(rollout, policy, now, said, actor, endpoint)

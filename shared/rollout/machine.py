@@ -34,6 +34,7 @@ from shared.rollout.actions import (
 from shared.rollout.analysis import CheckResult, Verdict
 from shared.rollout.commands import (  # re-exported: the state machine's whole surface in one place
     SAFE_WITHOUT_POLICY,
+    TOWARD_GREEN,
     CommandKind,
     CommandRejectedError,
     StartRejectedError,
@@ -84,6 +85,7 @@ P = RolloutPhase
 
 __all__ = [
     "SAFE_WITHOUT_POLICY",
+    "TOWARD_GREEN",
     "CommandKind",
     "CommandRejectedError",
     "StartRejectedError",
