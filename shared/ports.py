@@ -69,6 +69,7 @@ class MetricsQuery:
     end: datetime
     error_codes: tuple[str, ...]
     percentile: float
+    region: str = ""  # the endpoint's Azure region; metrics:getBatch is regional and per subscription
 
 
 @dataclass(frozen=True)

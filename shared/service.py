@@ -273,6 +273,7 @@ class RolloutService:
             end=window[1],
             error_codes=p.errors.status_codes,
             percentile=p.latency.percentile,
+            region=observation.endpoint.location if observation.endpoint is not None else "",
         )
 
     def _with_metrics(self, pairs: list[tuple[StoredRollout, Observation]]) -> list[tuple[StoredRollout, Observation]]:

@@ -54,6 +54,13 @@ def _state(value: Any) -> str:
     return _STATES.get(raw.lower(), raw)
 
 
+def _compute_type(deployment: Any) -> str:
+    """ARM's `endpointComputeType` (Managed, Kubernetes, AzureMLCompute); azure-ai-ml exposes it as
+    the entity's `type` ("managed" / "kubernetes")."""
+    raw = str(getattr(deployment, "type", "") or "managed").lower()
+    return {"managed": "Managed", "kubernetes": "Kubernetes", "azuremlcompute": "AzureMLCompute"}.get(raw, raw)
+
+
 def _describe(exc: Exception) -> str:
     status = getattr(exc, "status_code", None)
     message = str(getattr(exc, "message", "") or exc).strip().splitlines()
@@ -146,6 +153,7 @@ class AzureMLGateway:
                 provisioning_state=_state(d.provisioning_state),
                 model=str(d.model) if d.model else None,
                 tags={str(k): str(v) for k, v in (d.tags or {}).items()},
+                compute_type=_compute_type(d),
             )
             for d in deployments
         }
@@ -154,6 +162,7 @@ class AzureMLGateway:
             provisioning_state=_state(ep.provisioning_state),
             traffic=traffic,
             deployments=states,
+            location=str(getattr(ep, "location", "") or "").replace(" ", "").lower(),
         )
 
     # -- writes ---------------------------------------------------------------------------------

@@ -15,12 +15,14 @@ class DeploymentState(Frozen):
     provisioning_state: str
     model: str | None = None
     tags: dict[str, str] = {}
+    compute_type: str = "Managed"  # endpointComputeType: Managed | Kubernetes | AzureMLCompute
 
 
 class EndpointState(Frozen):
     name: str
     provisioning_state: str = "Succeeded"
     traffic: TrafficSplit = TrafficSplit()
+    location: str = ""  # Azure region (ARM `location`), e.g. "eastus": metrics are regional
     deployments: dict[str, DeploymentState] = {}  # keyed by lower-cased name
 
     def deployment(self, name: str | None) -> DeploymentState | None:
