@@ -176,7 +176,7 @@ def safe_rollout(world: World, case: Case, run: Run, threshold_ms: float) -> Non
                 "green": DeploymentState(name="green", provisioning_state=state),
             },
         )
-        window = analysis_window(rollout, policy, now, endpoint.traffic)
+        window = analysis_window(rollout, policy, now)
         metrics = None
         if window is not None:
             metrics = WindowMetrics(

@@ -30,6 +30,11 @@ class AlreadyExistsError(ConflictError):
     """A rollout for this model version exists, or another rollout holds the endpoint."""
 
 
+class OperationInProgressError(ProviderError):
+    """Azure refused a write because another operation on the resource is still running (HTTP 409):
+    try again on a later tick; not a fault of ours."""
+
+
 class EndpointBusyError(AlreadyExistsError):
     """Another rollout holds the endpoint's lock (not a duplicate of this one)."""
 
@@ -47,8 +52,10 @@ class EndpointGateway(Protocol):
         """Start creating green (returns once Azure accepted it; never waits for provisioning)."""
         ...
 
-    def set_traffic(self, endpoint: EndpointRef, split: TrafficSplit) -> TrafficSplit:
-        """GET, mutate, PUT the endpoint's split; returns the split read back."""
+    def set_traffic(self, endpoint: EndpointRef, split: TrafficSplit) -> None:
+        """Start changing the endpoint's split (GET, mutate, PUT) and return once Azure accepted the
+        update; never waits for it to finish. A later read confirms it (the endpoint holds the split
+        and its provisioning state is Succeeded). OperationInProgressError on a 409."""
         ...
 
     def tag_deployment(self, endpoint: EndpointRef, deployment: str, tags: dict[str, str]) -> None: ...

@@ -30,6 +30,7 @@ from shared.ports import (
     EventPublisher,
     MetricsQuery,
     MetricsSource,
+    OperationInProgressError,
     ProviderError,
     RolloutStore,
     StoredRollout,
@@ -46,7 +47,7 @@ from shared.rollout.actions import (
 )
 from shared.rollout.analysis import WindowMetrics
 from shared.rollout.machine import CommandKind, CommandRejectedError, StartRejectedError
-from shared.rollout.model import EndpointRef, Rollout, RolloutPhase, TrafficSplit
+from shared.rollout.model import BUSY_REFUSAL, EndpointRef, Rollout, RolloutPhase
 from shared.rollout.observation import EndpointState, Observation
 from shared.rollout.policy import RolloutPolicy
 from shared.rollout.versions import model_of, not_newer_reason
@@ -158,9 +159,8 @@ class RolloutService:
                 decision.rollout.phase,
                 decision.reason,
             )
-        applied, refused = self._act(saved.rollout, decision.actions)
+        refused = self._act(saved.rollout, decision.actions)
         if decision.changes_traffic:
-            saved = self._confirm(saved, applied)
             self._reassert(saved)
         if refused:
             saved = self._note_refusal(saved, refused)
@@ -180,35 +180,27 @@ class RolloutService:
             log.info("rollout %s: Azure's refusal not kept with the rollout: %s", saved.rollout.id, exc)
             return saved
 
-    def _act(self, rollout: Rollout, actions: Sequence[Action]) -> tuple[TrafficSplit | None, str]:
+    def _act(self, rollout: Rollout, actions: Sequence[Action]) -> str:
         """Traffic first, teardown last. A failed action stops the rest; the next tick retries.
-        Returns the split Azure reported after our traffic change, if one was made, and what
-        Azure said if it refused an action."""
-        applied: TrafficSplit | None = None
+        A traffic change is only started here (Azure applies it over tens of seconds); the next
+        tick's read confirms it. Returns what Azure said if it refused our traffic order."""
         for action in sorted(actions, key=lambda a: ACTION_ORDER[type(a)]):
             try:
                 if isinstance(action, SetTraffic):
-                    applied = self.gateway.set_traffic(rollout.endpoint, action.split)
+                    self.gateway.set_traffic(rollout.endpoint, action.split)
                 elif isinstance(action, CreateDeployment):
                     self.gateway.create_deployment(rollout.endpoint, action)
                 elif isinstance(action, TagDeployment):
                     self.gateway.tag_deployment(rollout.endpoint, action.name, action.tags)
                 else:
                     self.gateway.delete_deployment(rollout.endpoint, action.name)
+            except OperationInProgressError as exc:
+                log.info("rollout %s: %s waits for Azure's operation in flight: %s", rollout.id, _describe(action), exc)
+                return f"{BUSY_REFUSAL}{exc}"[:500] if isinstance(action, SetTraffic) else ""
             except ProviderError as exc:
                 log.warning("rollout %s: %s failed, will retry next tick: %s", rollout.id, _describe(action), exc)
-                return applied, (f"{_describe(action)}: {exc}"[:500] if isinstance(action, SetTraffic) else "")
-        return applied, ""
-
-    def _confirm(self, saved: StoredRollout, applied: TrafficSplit | None) -> StoredRollout:
-        """Azure read back our split: confirm it now, so a person's change from here on is seen as
-        drift (and left alone) instead of being mistaken for our own order still in flight."""
-        if applied is None or applied != saved.rollout.desired or saved.rollout.traffic_confirmed:
-            return saved
-        try:
-            return self.store.save(saved, saved.rollout.model_copy(update={"traffic_confirmed": True}), None)
-        except ConflictError:
-            return saved  # a newer decision was saved meanwhile; _reassert deals with it
+                return f"{_describe(action)}: {exc}"[:500] if isinstance(action, SetTraffic) else ""
+        return ""
 
     def _reassert(self, saved: StoredRollout) -> None:
         """The endpoint has no ETag: if a newer decision was saved while we set traffic, ours may
@@ -260,8 +252,7 @@ class RolloutService:
     def _metrics_query(self, stored: StoredRollout, observation: Observation) -> MetricsQuery | None:
         if stored.policy_error is not None:
             return None  # nothing is judged on a policy nobody can read
-        traffic = observation.endpoint.traffic if observation.endpoint is not None else None
-        window = machine.analysis_window(stored.rollout, stored.policy, self.clock.now(), traffic)
+        window = machine.analysis_window(stored.rollout, stored.policy, self.clock.now())
         if window is None:
             return None
         r, p = stored.rollout, stored.policy

@@ -1,8 +1,10 @@
 """EndpointGateway over azure-ai-ml's MLClient (Azure ML managed online endpoints, ARM).
 
 - Reads: the endpoint (live and mirrored split) and its deployments (provisioning state, model, tags).
-- Traffic: always GET, mutate, PUT the whole endpoint (PATCH cannot change traffic), then read back.
-- Green: a copy of blue's deployment spec with the new model, started and never waited for.
+- Traffic: always GET, mutate, PUT the whole endpoint (PATCH cannot change traffic); the update is
+  started and never waited for (it takes tens of seconds); the next tick's read confirms it.
+- Green: blue's ARM resource with the new model (every serving field kept), started and never
+  waited for.
 - Tags: an ARM PATCH of the deployment's tags (a PUT would start a new provisioning operation).
 - Smoke test: POST to the scoring URI with the `azureml-model-deployment` header, as
   `online_endpoints.invoke(..., deployment_name=...)` does.
@@ -14,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from shared.ports import ProviderError
+from shared.ports import OperationInProgressError, ProviderError
 from shared.rollout.actions import CreateDeployment
 from shared.rollout.model import EndpointRef, TrafficSplit
 from shared.rollout.observation import DeploymentState, EndpointState, SmokeResult
@@ -28,23 +30,6 @@ if TYPE_CHECKING:
 
 ARM_SCOPE = "https://management.azure.com/.default"
 ARM_API_VERSION = "2025-12-01"
-# Fields of blue's deployment that green inherits: everything that makes it serve the same way.
-COPIED_FIELDS = (
-    "instance_type",
-    "instance_count",
-    "environment",
-    "code_configuration",
-    "environment_variables",
-    "request_settings",
-    "liveness_probe",
-    "readiness_probe",
-    "app_insights_enabled",
-    "scale_settings",
-    "egress_public_network_access",
-    "description",
-)
-
-
 _STATES = {s.lower(): s for s in ("Creating", "Updating", "Scaling", "Deleting", "Succeeded", "Failed", "Canceled")}
 
 
@@ -59,6 +44,45 @@ def _compute_type(deployment: Any) -> str:
     the entity's `type` ("managed" / "kubernetes")."""
     raw = str(getattr(deployment, "type", "") or "managed").lower()
     return {"managed": "Managed", "kubernetes": "Kubernetes", "azuremlcompute": "AzureMLCompute"}.get(raw, raw)
+
+
+# Read-only fields of an online endpoint (REST spec 2025-12-01, OnlineEndpoint / TrackedResource /
+# ManagedServiceIdentity): sent back on a PUT they are at best ignored, so they are left out.
+_READ_ONLY = ("id", "name", "type", "systemData")
+_READ_ONLY_PROPERTIES = ("provisioningState", "scoringUri", "swaggerUri")
+_READ_ONLY_IDENTITY = ("principalId", "tenantId")
+
+
+def _writable_endpoint(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
+        raise ValueError("the endpoint has no properties object")
+    out = {k: v for k, v in body.items() if k not in _READ_ONLY}
+    out["properties"] = {k: v for k, v in body["properties"].items() if k not in _READ_ONLY_PROPERTIES}
+    if isinstance(body.get("identity"), dict):
+        out["identity"] = {k: v for k, v in body["identity"].items() if k not in _READ_ONLY_IDENTITY}
+    return out
+
+
+def _writable_deployment(body: Any) -> dict[str, Any]:
+    """A deployment as Azure returned it, without its read-only fields (REST spec 2025-12-01,
+    OnlineDeployment: id, name, type, systemData, properties.provisioningState)."""
+    if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
+        raise ValueError("the deployment has no properties object")
+    out = {k: v for k, v in body.items() if k not in _READ_ONLY}
+    out["properties"] = {k: v for k, v in body["properties"].items() if k != "provisioningState"}
+    if isinstance(body.get("identity"), dict):
+        out["identity"] = {k: v for k, v in body["identity"].items() if k not in _READ_ONLY_IDENTITY}
+    return out
+
+
+def _http_error(response: Any) -> str:
+    """`HTTP 409 Conflict: message`, from ARM's error body {"error": {"code", "message"}}."""
+    try:
+        error = response.json().get("error") or {}
+        detail = f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
+    except (ValueError, AttributeError):
+        detail = ""
+    return f"HTTP {response.status_code}" + (f" {detail[:300]}" if detail else f" {response.text()[:200]}")
 
 
 def _describe(exc: Exception) -> str:
@@ -123,12 +147,19 @@ class AzureMLGateway:
                 UserAgentPolicy,
             )
 
-            policies: list[Any] = [HeadersPolicy(), UserAgentPolicy("safe-rollout"), RetryPolicy()]
+            # Bounded: a webhook request or a tick never waits minutes on retries (azure-core's default
+            # allows 10 retries with no overall limit); the next tick retries anyway.
+            retry = RetryPolicy(retry_total=3, timeout=60)
+            policies: list[Any] = [HeadersPolicy(), UserAgentPolicy("safe-rollout"), retry]
             if authenticated:
                 policies.append(BearerTokenCredentialPolicy(self._credential, ARM_SCOPE))
             kwargs: dict[str, Any] = {"transport": self._transport} if self._transport is not None else {}
             self._pipelines[authenticated] = PipelineClient(self._arm_endpoint, policies=policies, **kwargs)
         return self._pipelines[authenticated]
+
+    def _arm_base(self, endpoint: EndpointRef) -> str:
+        """The ARM endpoint MLClient itself uses (sovereign clouds, AZUREML_DEV_URL_MFE), else the default."""
+        return str(getattr(self._ml(endpoint), "_base_url", "") or self._arm_endpoint).rstrip("/")
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -167,31 +198,45 @@ class AzureMLGateway:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def set_traffic(self, endpoint: EndpointRef, split: TrafficSplit) -> TrafficSplit:
+    def set_traffic(self, endpoint: EndpointRef, split: TrafficSplit) -> None:
+        """Start the traffic update and return: ARM answers the PUT at once (201/200 with an
+        `Azure-AsyncOperation` header) and applies it in the background, which takes tens of seconds.
+        The next tick's read confirms it. Plain ARM REST ("Online Endpoints - Create Or Update",
+        api-version 2025-12-01) rather than azure-ai-ml, whose begin_create_or_update starts a
+        polling thread we would leave behind."""
         from azure.core.exceptions import AzureError
+        from azure.core.rest import HttpRequest
 
-        ml = self._ml(endpoint)
+        url = f"{self._arm_base(endpoint)}{endpoint.arm_id}?api-version={ARM_API_VERSION}"
+        what = f"setting traffic on {endpoint.name} ({split.describe()})"
         try:
-            ep = ml.online_endpoints.get(endpoint.name)  # GET, mutate, PUT: never a fresh object
-            ep.traffic = dict(split.live)
-            ep.mirror_traffic = dict(split.mirror)
-            ml.online_endpoints.begin_create_or_update(ep).result()
-            after = ml.online_endpoints.get(endpoint.name)
+            current = self._arm().send_request(HttpRequest("GET", url))
+            if current.status_code >= 400:
+                raise ProviderError(f"{what}: reading the endpoint: {_http_error(current)}")
+            body = _writable_endpoint(current.json())
+            body["properties"]["traffic"] = dict(split.live)  # GET, mutate, PUT: never a fresh object
+            body["properties"]["mirrorTraffic"] = dict(split.mirror)
+            response = self._arm().send_request(HttpRequest("PUT", url, json=body))
         except AzureError as exc:
-            raise ProviderError(f"setting traffic on {endpoint.name} ({split.describe()}): {_describe(exc)}") from exc
-        return TrafficSplit(live=dict(after.traffic or {}), mirror=dict(after.mirror_traffic or {}))
+            raise ProviderError(f"{what}: {_describe(exc)}") from exc
+        except ValueError as exc:  # a body that is not the JSON object ARM documents
+            raise ProviderError(f"{what}: unexpected answer from Azure: {exc}") from exc
+        if response.status_code == 409:
+            raise OperationInProgressError(f"{what}: {_http_error(response)}")
+        if response.status_code >= 400:
+            raise ProviderError(f"{what}: {_http_error(response)}")
 
     def create_deployment(self, endpoint: EndpointRef, action: CreateDeployment) -> None:
         from azure.ai.ml.entities import ManagedOnlineDeployment
         from azure.core.exceptions import AzureError, ResourceExistsError
 
+        if action.copy_from:
+            self._copy_deployment(endpoint, action, action.copy_from)
+            return
         ml = self._ml(endpoint)
         model = f"azureml:{action.model.name}:{action.model.version}"
         try:
-            if action.copy_from:
-                blue = ml.online_deployments.get(action.copy_from, endpoint.name)
-                fields = {f: getattr(blue, f, None) for f in COPIED_FIELDS}
-            elif template := self._template_for(endpoint):
+            if template := self._template_for(endpoint):
                 fields = dict(template)
             else:
                 raise ProviderError(
@@ -214,14 +259,45 @@ class AzureMLGateway:
                 return  # an operation on it is already in progress
             raise ProviderError(f"creating deployment {action.name}: {_describe(exc)}") from exc
 
+    def _copy_deployment(self, endpoint: EndpointRef, action: CreateDeployment, blue: str) -> None:
+        """Green is blue's ARM resource as Azure returns it, with the new model and our tags: every
+        serving field the REST spec has (instance type and count, probes including the startup probe,
+        request settings including maxQueueWait, scale settings, data collector, model mount path,
+        egress, environment variables, Kubernetes resource requirements) is kept, including fields
+        azure-ai-ml's entities do not carry. PUT starts provisioning; the timer polls its state."""
+        from azure.core.exceptions import AzureError
+        from azure.core.rest import HttpRequest
+
+        base = self._arm_base(endpoint)
+        what = f"creating deployment {action.name} as a copy of {blue}"
+        try:
+            read = self._arm().send_request(
+                HttpRequest("GET", f"{base}{endpoint.deployment_arm_id(blue)}?api-version={ARM_API_VERSION}")
+            )
+            if read.status_code >= 400:
+                raise ProviderError(f"{what}: reading {blue}: {_http_error(read)}")
+            body = _writable_deployment(read.json())
+            body["properties"]["model"] = (
+                f"{endpoint.workspace.arm_id}/models/{action.model.name}/versions/{action.model.version}"
+            )
+            body["tags"] = dict(action.tags)
+            url = f"{base}{endpoint.deployment_arm_id(action.name)}?api-version={ARM_API_VERSION}"
+            response = self._arm().send_request(HttpRequest("PUT", url, json=body))
+        except AzureError as exc:
+            raise ProviderError(f"{what}: {_describe(exc)}") from exc
+        except ValueError as exc:
+            raise ProviderError(f"{what}: unexpected answer from Azure: {exc}") from exc
+        if response.status_code == 409:
+            return  # an operation on it is already in progress: an earlier tick started it
+        if response.status_code >= 400:
+            raise ProviderError(f"{what}: {_http_error(response)}")
+
     def tag_deployment(self, endpoint: EndpointRef, deployment: str, tags: dict[str, str]) -> None:
         from azure.core.exceptions import AzureError
         from azure.core.rest import HttpRequest
 
         ml = self._ml(endpoint)
-        # The ARM endpoint MLClient itself uses (sovereign clouds, AZUREML_DEV_URL_MFE), else the default.
-        base = str(getattr(ml, "_base_url", "") or self._arm_endpoint).rstrip("/")
-        url = f"{base}{endpoint.deployment_arm_id(deployment)}?api-version={ARM_API_VERSION}"
+        url = f"{self._arm_base(endpoint)}{endpoint.deployment_arm_id(deployment)}?api-version={ARM_API_VERSION}"
         try:
             current = ml.online_deployments.get(deployment, endpoint.name)
             merged = {**{str(k): str(v) for k, v in (current.tags or {}).items()}, **tags}

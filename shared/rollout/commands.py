@@ -274,6 +274,15 @@ def plan_start(
         )
     if endpoint.traffic.mirror and blue_hint is None:
         raise StartRejectedError(f"endpoint {endpoint.name} already mirrors traffic ({endpoint.traffic.describe()})")
+    serving = endpoint.deployment(blue)
+    if policy.mirror is not None and serving is not None and serving.compute_type == "Kubernetes":
+        # Learn, "Perform safe rollout of new deployments for real-time inference": mirrored traffic
+        # is not supported for Kubernetes online endpoints. Azure would refuse every mirror order.
+        raise StartRejectedError(
+            f"endpoint {endpoint.name} is a Kubernetes online endpoint, which cannot mirror traffic, and "
+            "this target's policy starts with a mirror stage; give the target a policy with `mirror: null` "
+            "to roll out through canary steps only"
+        )
     green = green_name_for(model, list(endpoint.deployments))
     rollout = Rollout(
         id=rollout_id_for(endpoint_ref, model),

@@ -14,7 +14,7 @@ someone else: the rollout pauses and reports instead of fighting them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.rollout import analysis
 from shared.rollout.actions import (
@@ -47,6 +47,7 @@ from shared.rollout.commands import (  # re-exported: the state machine's whole 
     unrecorded,
 )
 from shared.rollout.model import (
+    BUSY_REFUSAL,
     EXPOSED_PHASES,
     PendingDelete,
     Rollout,
@@ -108,6 +109,9 @@ __all__ = [
 
 # A not-found is believed only when this many reads in a row agree (ARM can answer a transient 404).
 ENDPOINT_GONE_AFTER = 3
+# How long an endpoint busy with an update (ours or anyone's) is waited for before each further
+# tick counts as an error. Traffic updates take tens of seconds; ten minutes is far past that.
+ENDPOINT_UPDATE_PATIENCE = timedelta(minutes=10)
 
 
 def decide(rollout: Rollout, policy: RolloutPolicy, observation: Observation, now: datetime) -> Decision:
@@ -142,15 +146,13 @@ def decide(rollout: Rollout, policy: RolloutPolicy, observation: Observation, no
         return begin_rollback(rollout, now, f"green {rollout.green} {state} while {rollout.phase}")
 
     if not rollout.traffic_confirmed:
-        if actual == rollout.desired:
-            rollout = rollout.model_copy(
-                update={"traffic_confirmed": True, "last_action_error": "", "consecutive_errors": 0}
-            )
+        if actual == rollout.desired and not _busy(endpoint):
+            rollout = _confirmed(rollout, now)
         elif rollout.phase == P.PAUSED:
             # A pause orders nothing: the split is ordered again when a person resumes.
             return hold(rollout, now, rollout.last_reason)
         else:
-            return _overdue(rollout, policy, now) or _order_again(rollout, policy, now, actual)
+            return _overdue(rollout, policy, now) or _order_again(rollout, policy, now, endpoint)
     elif actual != rollout.desired and rollout.phase != P.PAUSED:
         why = (
             f"traffic was changed outside Safe Rollout: expected {rollout.desired.describe()}, "
@@ -172,6 +174,27 @@ def decide(rollout: Rollout, policy: RolloutPolicy, observation: Observation, no
     if rollout.phase == P.AWAITING_APPROVAL:
         return _overdue(rollout, policy, now) or hold(rollout, now, rollout.last_reason)
     return hold(rollout, now, rollout.last_reason)  # Paused, Aborted: a person decides
+
+
+def _busy(endpoint: EndpointState) -> bool:
+    """An update to the endpoint is in flight: what a read shows is not yet what serves users, and a
+    PUT now would be refused (409)."""
+    return endpoint.provisioning_state in PROVISIONING_IN_PROGRESS
+
+
+def _confirmed(rollout: Rollout, now: datetime) -> Rollout:
+    """The endpoint was seen holding our split, its update finished. A stage's clock (its minimum
+    time and its analysis window) starts now, not when the split was ordered: minutes before Azure
+    applied it belong to the stage before."""
+    update: dict[str, object] = {
+        "traffic_confirmed": True,
+        "last_action_error": "",
+        "consecutive_errors": 0,
+        "endpoint_busy_since": None,
+    }
+    if rollout.phase in EXPOSED_PHASES:
+        update["stage_started_at"] = now
+    return rollout.model_copy(update=update)
 
 
 def _blue_can_serve(rollout: Rollout, endpoint: EndpointState) -> bool:
@@ -232,10 +255,31 @@ def _stalled(rollout: Rollout, policy: RolloutPolicy, now: datetime, why: str) -
     )
 
 
-def _order_again(rollout: Rollout, policy: RolloutPolicy, now: datetime, actual: TrafficSplit) -> Decision:
-    """Our split is not on the endpoint yet: order it again, counting each miss as an error."""
+def _order_again(rollout: Rollout, policy: RolloutPolicy, now: datetime, endpoint: EndpointState) -> Decision:
+    """Our split is not on the endpoint yet. While Azure is busy with an update (ours, or anyone's),
+    wait for it: a PUT now would be refused. After a 409, order again once the endpoint is idle. Both
+    without counting an error, for ENDPOINT_UPDATE_PATIENCE; past that, and for every other miss,
+    order again and count the miss as an error (so the limit on errors in a row still ends it)."""
+    actual = endpoint.traffic
+    found = f"ordered {rollout.desired.describe()}, found {actual.describe()}"
+    refused_busy = rollout.last_action_error.startswith(BUSY_REFUSAL)
+    since = rollout.endpoint_busy_since or now
+    if (_busy(endpoint) or refused_busy) and now - since < ENDPOINT_UPDATE_PATIENCE:
+        if _busy(endpoint):
+            waiting = rollout.model_copy(update={"endpoint_busy_since": since})
+            why = f"waiting for Azure to finish updating the endpoint (it is {endpoint.provisioning_state}; {found})"
+            return _overdue(waiting, policy, now) or make_decision(rollout, waiting, now, why)
+        again = rollout.model_copy(update={"endpoint_busy_since": since, "last_action_error": ""})
+        why = f"the endpoint is idle again: ordering the split Azure refused while busy ({found})"
+        return _overdue(again, policy, now) or make_decision(
+            rollout, again, now, why, actions=[SetTraffic(split=rollout.desired)]
+        )
+    if _busy(endpoint):
+        waited = format_duration(now - since)
+        why = f"the endpoint has been {endpoint.provisioning_state} for {waited}; our split is not applied ({found})"
+        return _overdue(rollout, policy, now) or _count_error(rollout, policy, now, why, why)
     refused = f": Azure said {rollout.last_action_error}" if rollout.last_action_error else ""
-    why = f"traffic not applied yet (ordered {rollout.desired.describe()}, found {actual.describe()}){refused}"
+    why = f"traffic not applied yet ({found}){refused}"
     return _overdue(rollout, policy, now) or _count_error(
         rollout,
         policy,
@@ -300,7 +344,7 @@ def _endpoint_missing(rollout: Rollout, policy: RolloutPolicy, now: datetime) ->
 
 def _rolling_back(rollout: Rollout, policy: RolloutPolicy, endpoint: EndpointState, now: datetime) -> Decision:
     actual = endpoint.traffic
-    if actual.live_of(rollout.green) == 0 and actual.mirror_of(rollout.green) == 0:
+    if actual.live_of(rollout.green) == 0 and actual.mirror_of(rollout.green) == 0 and not _busy(endpoint):
         finish_as = rollout.finish_as or P.ROLLED_BACK
         return finish(rollout, policy, now, finish_as, f"{rollout.last_reason} (green holds no traffic)")
     if not _blue_can_serve(rollout, endpoint):
@@ -309,7 +353,7 @@ def _rolling_back(rollout: Rollout, policy: RolloutPolicy, endpoint: EndpointSta
             f"{actual.describe()} (promote-full keeps green, or restore blue and resume)"
         )
         return _rollback_impossible(rollout, policy, now, why)
-    return _order_again(rollout, policy, now, actual)
+    return _order_again(rollout, policy, now, endpoint)
 
 
 def _pending(

@@ -188,6 +188,11 @@ class PendingDelete(Frozen):
     why: str
 
 
+# How a refused traffic order starts when Azure answered 409 because another operation on the
+# endpoint was still running: the order is repeated once the endpoint is idle, not counted as a fault.
+BUSY_REFUSAL = "Azure is still applying another update to the endpoint: "
+
+
 class Rollout(Frozen):
     """The status of one rollout: everything decide() needs besides the policy snapshot."""
 
@@ -208,6 +213,9 @@ class Rollout(Frozen):
     finish_as: RolloutPhase | None = None  # where RollingBack lands once blue holds the traffic
     consecutive_errors: int = 0  # provider errors and orders not applied, in a row
     last_action_error: str = ""  # what Azure said when it last refused one of our orders
+    # Since when the endpoint has been seen busy (an update in flight) while our split was not yet
+    # confirmed: waiting on Azure is not an error, for a while (ENDPOINT_UPDATE_PATIENCE).
+    endpoint_busy_since: datetime | None = None
     endpoint_missing: int = 0  # reads in a row that found no endpoint (a not-found is confirmed first)
     notes: int = 0  # audit notes that changed nothing (resolved alerts): bounded
     smoke_passed: bool | None = None

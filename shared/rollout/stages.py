@@ -100,13 +100,10 @@ def stage_limits(policy: RolloutPolicy, rollout: Rollout) -> tuple[Any, Any, int
     return policy.bake.duration, policy.bake.max_duration, policy.bake.min_requests
 
 
-def analysis_window(
-    rollout: Rollout, policy: RolloutPolicy, now: datetime, endpoint_traffic: TrafficSplit | None = None
-) -> tuple[datetime, datetime] | None:
+def analysis_window(rollout: Rollout, policy: RolloutPolicy, now: datetime) -> tuple[datetime, datetime] | None:
     """The settled window to judge, once the stage has run its minimum time; None before that.
-    Traffic counts as confirmed when the endpoint is seen holding it, as decide() would confirm it."""
-    confirmed = rollout.traffic_confirmed or endpoint_traffic == rollout.desired
-    if rollout.phase not in EXPOSED_PHASES or not confirmed:
+    Only a confirmed split is judged: the stage's clock starts when Azure was seen holding it."""
+    if rollout.phase not in EXPOSED_PHASES or not rollout.traffic_confirmed:
         return None
     min_duration, _, _ = stage_limits(policy, rollout)
     end = now - policy.analysis.ingestion_lag

@@ -3,13 +3,16 @@ what was understood."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from emulator.azure import Fault
 from emulator.traffic import Scenario
-from shared.ports import ProviderError
+from shared.ports import OperationInProgressError, ProviderError
 from shared.rollout.actions import CreateDeployment
 from shared.rollout.model import ModelRef, TrafficSplit
+from shared.rollout.observation import PROVISIONING_IN_PROGRESS
 from tests.emulated import make_world
 
 GREEN = "fraud-model-v2"
@@ -56,14 +59,37 @@ def test_green_is_a_copy_of_blue_with_the_new_model_and_is_not_waited_for():
     assert props["model"].endswith("/models/fraud-model/versions/2")
     for key in ("instanceType", "environmentId", "codeConfiguration", "livenessProbe", "appInsightsEnabled"):
         assert props[key] == blue[key], key
-    # azure-ai-ml 1.35 never sends the deprecated maxQueueWait; everything else carries over
-    assert props["requestSettings"] == {k: v for k, v in blue["requestSettings"].items() if k != "maxQueueWait"}
+    # Every serving field carries over, maxQueueWait included (azure-ai-ml's entities would drop it).
+    assert props["requestSettings"] == blue["requestSettings"]
+    assert {k: v for k, v in props.items() if k != "model"} == {
+        k: v for k, v in blue.items() if k not in ("model", "provisioningState")
+    }
     assert body["sku"]["capacity"] == 2
     assert body["tags"] == {"rollout-role": "RELEASE_CANDIDATE"}
-    # returned at once: still provisioning on the simulated clock
-    assert gateway.read_endpoint(world.endpoint).deployments[GREEN].provisioning_state == "Creating"
+    # returned at once: still provisioning on the simulated clock (Azure shows a new deployment as
+    # Updating, as the recorded sessions do)
+    assert gateway.read_endpoint(world.endpoint).deployments[GREEN].provisioning_state in PROVISIONING_IN_PROGRESS
     world.advance(10)
     assert gateway.read_endpoint(world.endpoint).deployments[GREEN].provisioning_state == "Succeeded"
+
+
+def test_green_keeps_blues_data_collector_startup_probe_and_mount_path():
+    """Fields of the 2025-12-01 OnlineDeployment that azure-ai-ml 1.35's entities do not all carry."""
+    world = make_world()
+    blue = world.emu.deployments[("fraud-scorer", "blue")].body["properties"]
+    blue["dataCollector"] = {
+        "collections": {"model_inputs": {"dataCollectionMode": "Enabled", "samplingRate": 0.5}},
+        "requestLogging": {"captureHeaders": ["x-request-id"]},
+    }
+    blue["startupProbe"] = {"initialDelay": "PT60S", "period": "PT5S", "timeout": "PT2S", "failureThreshold": 60}
+    blue["modelMountPath"] = "/models/custom"
+    create_green(world, world.gateway())
+    (body,) = puts(world, f"/deployments/{GREEN}")
+    for key in ("dataCollector", "startupProbe", "modelMountPath"):
+        assert body["properties"][key] == blue[key], key
+    assert "provisioningState" not in body["properties"]
+    assert "id" not in body
+    assert "systemData" not in body
 
 
 def test_creating_twice_is_harmless():
@@ -71,7 +97,7 @@ def test_creating_twice_is_harmless():
     gateway = world.gateway()
     create_green(world, gateway)
     create_green(world, gateway)  # 409 operation in progress: the first one stands
-    assert gateway.read_endpoint(world.endpoint).deployments[GREEN].provisioning_state == "Creating"
+    assert gateway.read_endpoint(world.endpoint).deployments[GREEN].provisioning_state in PROVISIONING_IN_PROGRESS
 
 
 def test_unknown_model_version_is_a_clear_provider_error():
@@ -94,16 +120,42 @@ def test_mirror_to_live_is_one_put_that_clears_the_mirror():
     gateway = world.gateway()
     create_green(world, gateway)
     world.advance(10)
-    read = gateway.set_traffic(world.endpoint, TrafficSplit(live={"blue": 100}, mirror={GREEN: 20}))
-    assert read == TrafficSplit(live={"blue": 100}, mirror={GREEN: 20})
+    gateway.set_traffic(world.endpoint, TrafficSplit(live={"blue": 100}, mirror={GREEN: 20}))
+    world.advance(2)
+    assert gateway.read_endpoint(world.endpoint).traffic == TrafficSplit(live={"blue": 100}, mirror={GREEN: 20})
     before = len(puts(world, "/onlineEndpoints/fraud-scorer"))
-    read = gateway.set_traffic(world.endpoint, TrafficSplit(live={"blue": 90, GREEN: 10}))
+    gateway.set_traffic(world.endpoint, TrafficSplit(live={"blue": 90, GREEN: 10}))
     sent = puts(world, "/onlineEndpoints/fraud-scorer")[before:]
     assert len(sent) == 1
     assert sent[0]["properties"]["traffic"] == {"blue": 90, GREEN: 10}
     assert sent[0]["properties"]["mirrorTraffic"] == {}
     assert sent[0]["properties"]["authMode"] == "Key"  # GET-mutate-PUT kept the endpoint's settings
-    assert read == TrafficSplit(live={"blue": 90, GREEN: 10})
+    assert "scoringUri" not in sent[0]["properties"]  # read-only fields are not sent back
+    world.advance(2)
+    assert gateway.read_endpoint(world.endpoint).traffic == TrafficSplit(live={"blue": 90, GREEN: 10})
+
+
+def test_a_traffic_change_is_started_not_waited_for():
+    world = make_world()
+    world.emu.endpoint_update = timedelta(seconds=40)
+    gateway = world.gateway()
+    create_green(world, gateway)
+    world.advance(10)
+    polls_before = sum(1 for m, u, _ in world.emu.requests if "mfeOperations" in u)
+    gateway.set_traffic(world.endpoint, TrafficSplit(live={"blue": 100}, mirror={GREEN: 20}))
+    assert sum(1 for m, u, _ in world.emu.requests if "mfeOperations" in u) == polls_before  # no polling
+    assert gateway.read_endpoint(world.endpoint).provisioning_state == "Updating"
+    world.advance(1)
+    state = gateway.read_endpoint(world.endpoint)
+    assert state.provisioning_state == "Succeeded"
+    assert state.traffic == TrafficSplit(live={"blue": 100}, mirror={GREEN: 20})
+
+
+def test_a_409_while_azure_is_busy_is_told_apart_from_a_failure():
+    world = make_world()
+    world.emu.faults.append(Fault("endpoint.put", status=409, times=1))
+    with pytest.raises(OperationInProgressError, match="HTTP 409"):
+        world.gateway().set_traffic(world.endpoint, TrafficSplit(live={"blue": 100}))
 
 
 def test_azure_refuses_what_the_core_would_refuse():
@@ -181,8 +233,7 @@ def test_429_retry_after_is_honoured_on_the_simulated_clock():
     world = make_world()
     world.emu.faults.append(Fault("endpoint.put", status=429, times=1, retry_after=7))
     gateway = world.gateway()
-    read = gateway.set_traffic(world.endpoint, TrafficSplit(live={"blue": 100}))
-    assert read == TrafficSplit(live={"blue": 100})
+    gateway.set_traffic(world.endpoint, TrafficSplit(live={"blue": 100}))
     assert 7.0 in world.transport.sleeps
     assert len(puts(world, "/onlineEndpoints/fraud-scorer")) == 2
 

@@ -484,13 +484,3 @@ def test_lost_role_tags_are_reapplied_but_never_over_a_newer_tag():
     assert TagDeployment(name=done.green, tags={"rollout-role": "PROD_DEPLOYMENT"}) in lost.actions
     newer = decide(done, POLICY, with_tag("OLD_PROD"), T0 + minutes(5))
     assert not any(isinstance(a, TagDeployment) for a in newer.actions)
-
-
-def test_window_opens_when_the_endpoint_is_seen_holding_an_unconfirmed_split():
-    from shared.rollout.machine import analysis_window
-
-    rollout = at(started(), P.MIRRORING).model_copy(update={"traffic_confirmed": False})
-    later = T0 + minutes(13)
-    assert analysis_window(rollout, POLICY, later) is None
-    assert analysis_window(rollout, POLICY, later, TrafficSplit(live={"blue": 100})) is None  # not ours yet
-    assert analysis_window(rollout, POLICY, later, rollout.desired) == (T0, later - minutes(2))

@@ -114,6 +114,25 @@ class Harness:
             self.fns["reconcile_timer"](TimerRequest(past_due=False))
             self.ticks += 1
 
+    def azure_applies(self) -> None:
+        """Let the traffic update Azure is applying finish (tens of seconds), without a tick."""
+        self.world.clock.advance(self.world.emu.endpoint_update + timedelta(seconds=1))
+        self.world.emu.settle()
+
+    def until_traffic_lands(self, limit: int = 3) -> int:
+        """Ticks until Azure holds the rollout's ordered split (its update finished). A rollback
+        ordered while an earlier update was still running is refused (409) and ordered again by the
+        next tick: at most a couple of ticks."""
+        for i in range(limit):
+            self.azure_applies()
+            endpoint = self.world.emu.endpoints["fraud-scorer"].body["properties"]
+            if endpoint["provisioningState"] == "Succeeded" and (
+                self.world.emu.current_split("fraud-scorer") == self.rollout().desired
+            ):
+                return i
+            self.tick()
+        raise AssertionError(f"traffic did not land within {limit} ticks: {self.rollout().last_reason}")
+
     def tick_until(self, done: Callable[[], bool], limit: int = 240) -> int:
         for i in range(limit):
             if done():

@@ -114,14 +114,19 @@ def test_smoke_test_failure_never_mirrors_and_deletes_green(fns, azurite, table_
     assert ("fraud-scorer", GREEN) not in harness.world.emu.deployments
 
 
-def test_alert_during_canary_rolls_back_in_the_same_request(harness):
+def test_alert_during_canary_orders_the_rollback_in_the_same_request(harness):
     harness.register("2")
     harness.tick_until(lambda: harness.phase() == P.CANARY)
+    harness.azure_applies()  # the canary split is in place
     response = harness.alert(alert_payload(harness))
     assert response.status_code == 200
     body = json.loads(response.get_body())
-    assert body["rollouts"][0]["outcome"] == "rolled back (RolledBack)"
+    # The traffic update was started in the request; Azure applies it in tens of seconds.
+    assert body["rollouts"][0]["outcome"] == "rolled back (RollingBack)"
+    assert harness.world.emu.endpoints["fraud-scorer"].body["properties"]["provisioningState"] == "Updating"
+    assert harness.until_traffic_lands() == 0
     assert harness.world.emu.current_split("fraud-scorer") == TrafficSplit(live={"blue": 100})
+    harness.tick()  # seen holding blue 100%: the rollback is complete
     assert harness.phase() == P.ROLLED_BACK
     # the same alert again, and its resolution: recorded once each
     again = json.loads(harness.alert(alert_payload(harness)).get_body())
@@ -195,8 +200,11 @@ def test_people_pause_resume_promote_and_roll_back_over_http(harness):
     harness.tick(2)
     assert harness.world.emu.current_split("fraud-scorer") == TrafficSplit(live={GREEN: 100})
     back = json.loads(harness.command("rollback", reason="customer complaint").get_body())
-    assert back["phase"] == "RolledBack"
+    assert back["phase"] == "RollingBack"
+    harness.until_traffic_lands()
     assert harness.world.emu.current_split("fraud-scorer") == TrafficSplit(live={"blue": 100})
+    harness.tick()
+    assert harness.phase() == P.ROLLED_BACK
     detail = json.loads(harness.http("get_rollout", route={"rollout_id": harness.rollout().id}).get_body())
     actors = {d["actor"] for d in detail["decisions"]}
     assert "ana" in actors
@@ -214,8 +222,11 @@ def test_approval_gate_abort_and_retry(fns, azurite, table_name, tmp_path):
     harness.tick_until(lambda: harness.phase() == P.AWAITING_APPROVAL)
     assert harness.world.emu.current_split("fraud-scorer").live_of(GREEN) == 10
     assert json.loads(harness.command("approve").get_body())["stage"] == "canary 50%"
-    assert json.loads(harness.command("abort").get_body())["phase"] == "Aborted"
+    assert json.loads(harness.command("abort").get_body())["phase"] == "RollingBack"
+    harness.until_traffic_lands()
     assert harness.world.emu.current_split("fraud-scorer") == TrafficSplit(live={"blue": 100})
+    harness.tick()
+    assert harness.phase() == P.ABORTED
     assert json.loads(harness.command("retry").get_body())["phase"] == "Pending"
     harness.tick_until(lambda: harness.phase() == P.MIRRORING)
 
@@ -233,8 +244,8 @@ def test_newer_version_mid_rollout_supersedes_with_traffic_back_to_blue_first(ha
     harness.register("2")
     harness.tick_until(lambda: harness.phase("2") == P.CANARY)
     harness.register("3")
-    assert harness.world.emu.current_split("fraud-scorer") == TrafficSplit(live={"blue": 100})
     harness.tick(2)
+    assert harness.world.emu.current_split("fraud-scorer") == TrafficSplit(live={"blue": 100})
     assert harness.phase("2") == P.SUPERSEDED
     assert harness.rollout("3").blue == "blue"
     harness.tick_until(lambda: harness.phase("3") == P.SUCCEEDED)

@@ -159,7 +159,8 @@ def test_each_fault_ends_in_a_safe_state_with_a_reason_an_event_and_a_log(case, 
     injected = case.inject_in is None
     for _ in range(150):
         stored = env.only()
-        if not injected and stored.rollout.phase == case.inject_in:
+        # Injected once the stage's split is in place (Azure applied it and we saw it).
+        if not injected and stored.rollout.phase == case.inject_in and stored.rollout.traffic_confirmed:
             case.inject(env)
             injected = True
         if stored.rollout.phase == case.ends_in and injected:

@@ -319,6 +319,7 @@ def test_an_alert_that_fired_before_a_promotion_still_rolls_back():
 
 def test_promote_on_a_paused_rollout_whose_green_failed_is_refused_and_the_pause_rolls_back():
     env, service = rollout_reaching(P.CANARY)
+    env.world.clock.advance(env.world.emu.endpoint_update)  # Azure applies the canary split
     rid = env.only().rollout.id
     service.command(rid, CommandKind.PAUSE, actor="ana")
     env.world.emu.break_deployment("fraud-scorer", GREEN)

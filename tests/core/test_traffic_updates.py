@@ -1,0 +1,106 @@
+"""Traffic changes are started, not waited for: Azure applies an endpoint update over tens of
+seconds and refuses a second PUT meanwhile (409). The core confirms a split only when the endpoint
+is seen holding it with its update finished, waits for a busy endpoint without counting errors for
+a while, and still ends every phase in bounded time."""
+
+from __future__ import annotations
+
+from shared.rollout.actions import SetTraffic
+from shared.rollout.machine import ENDPOINT_UPDATE_PATIENCE, analysis_window, decide
+from shared.rollout.model import BUSY_REFUSAL, RolloutPhase
+from shared.rollout.observation import Observation
+from shared.rollout.policy import RolloutPolicy
+from tests.builders import T0, minutes, observe, started
+
+P = RolloutPhase
+POLICY = RolloutPolicy()
+
+
+def _ordered_mirror():
+    """A rollout that has just ordered the mirror split (not yet seen on the endpoint)."""
+    rollout = started().model_copy(update={"phase": P.MIRRORING, "stage_started_at": T0})
+    from shared.rollout.stages import split_for
+
+    return rollout.model_copy(
+        update={"desired": split_for(rollout, POLICY, P.MIRRORING, -1), "traffic_confirmed": False}
+    )
+
+
+def _busy(rollout, state="Updating", traffic=None) -> Observation:
+    obs = observe(rollout)
+    assert obs.endpoint is not None
+    endpoint = obs.endpoint.model_copy(update={"provisioning_state": state})
+    if traffic is not None:
+        endpoint = endpoint.model_copy(update={"traffic": traffic})
+    return Observation(endpoint=endpoint)
+
+
+def test_a_split_shown_while_the_update_runs_is_not_confirmed_nor_ordered_again():
+    rollout = _ordered_mirror()
+    decision = decide(rollout, POLICY, _busy(rollout), T0 + minutes(1))
+    assert not decision.rollout.traffic_confirmed
+    assert not any(isinstance(a, SetTraffic) for a in decision.actions)  # a PUT now would get a 409
+    assert decision.rollout.consecutive_errors == 0
+    assert "waiting for Azure to finish updating the endpoint" in decision.reason
+
+
+def test_old_split_shown_while_busy_is_waited_for_too():
+    rollout = _ordered_mirror()
+    old = observe(started()).endpoint
+    assert old is not None
+    decision = decide(rollout, POLICY, _busy(rollout, traffic=old.traffic), T0 + minutes(1))
+    assert decision.actions == ()
+    assert decision.rollout.consecutive_errors == 0
+
+
+def test_the_stage_clock_starts_when_azure_is_seen_holding_the_split():
+    rollout = _ordered_mirror()
+    seen_at = T0 + minutes(2)
+    decision = decide(rollout, POLICY, observe(rollout), seen_at)
+    confirmed = decision.rollout
+    assert confirmed.traffic_confirmed
+    assert confirmed.stage_started_at == seen_at
+    # The mirror's minimum time counts from confirmation: minutes before Azure applied it are not data.
+    assert analysis_window(confirmed, POLICY, T0 + minutes(13)) is None
+    assert analysis_window(rollout, POLICY, T0 + minutes(30)) is None  # never judged unconfirmed
+    assert analysis_window(confirmed, POLICY, seen_at + minutes(13)) == (seen_at, seen_at + minutes(11))
+
+
+def test_after_a_409_the_split_is_ordered_again_once_idle_without_counting_an_error():
+    rollout = _ordered_mirror().model_copy(update={"last_action_error": f"{BUSY_REFUSAL}HTTP 409 Conflict"})
+    old = observe(started())
+    decision = decide(rollout, POLICY, old, T0 + minutes(1))
+    assert SetTraffic(split=rollout.desired) in decision.actions
+    assert decision.rollout.consecutive_errors == 0
+    assert decision.rollout.last_action_error == ""
+
+
+def test_an_endpoint_busy_past_the_patience_counts_errors_until_the_policy_acts():
+    rollout = _ordered_mirror()
+    now = T0 + minutes(1)
+    decision = decide(rollout, POLICY, _busy(rollout), now)
+    rollout = decision.rollout
+    assert rollout.endpoint_busy_since == now
+    now = now + ENDPOINT_UPDATE_PATIENCE + minutes(1)
+    for _ in range(POLICY.consecutive_error_limit):
+        decision = decide(rollout, POLICY, _busy(rollout), now)
+        rollout = decision.rollout
+        now += minutes(1)
+        if rollout.phase != P.MIRRORING:
+            break
+    assert rollout.phase != P.MIRRORING, "an endpoint stuck updating must not hold the rollout forever"
+    assert "Updating" in decision.reason
+
+
+def test_a_rollback_lands_only_when_the_update_that_removes_green_has_finished():
+    mirroring = _ordered_mirror().model_copy(update={"traffic_confirmed": True})
+    from shared.rollout.transitions import begin_rollback
+
+    rolling = begin_rollback(mirroring, T0 + minutes(3), "green is slow").rollout
+    assert rolling.phase == P.ROLLING_BACK
+    # Azure shows the requested split (green at 0) while the update is still running.
+    shown = decide(rolling, POLICY, _busy(rolling), T0 + minutes(4))
+    assert shown.rollout.phase == P.ROLLING_BACK
+    assert shown.actions == ()
+    done = decide(rolling, POLICY, observe(rolling), T0 + minutes(5))
+    assert done.rollout.phase == P.ROLLED_BACK
