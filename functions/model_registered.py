@@ -18,21 +18,24 @@ log = logging.getLogger("safe_rollout.functions")
 @bp.event_grid_trigger(arg_name="event")
 def model_registered(event: func.EventGridEvent) -> None:
     from shared.bootstrap import get_service
-    from shared.payloads import PayloadError, parse_model_registered
+    from shared.payloads import MODEL_REGISTERED, PayloadError, parse_model_registered, read_event
 
-    # The binding hands over a CloudEvent when the delivery used that schema.
-    event_type = getattr(event, "event_type", None) or getattr(event, "type", "")
-    source = getattr(event, "topic", None) or getattr(event, "source", None)
-    try:
-        data = event.get_json()
-    except ValueError:
-        data = None
+    # The binding hands over a CloudEvent when the delivery used that schema (with a lower-case
+    # `specversion`); read_event reads both and says what is missing when the binding lost it.
+    seen = read_event(event)
+    if seen.event_type != MODEL_REGISTERED:
+        log.warning("ignored event %s (subject %r): %s", seen.event_id, seen.subject, seen.describe())
+        return
     try:
         registration = parse_model_registered(
-            event_id=str(event.id), event_type=str(event_type), subject=event.subject, source=source, data=data
+            event_id=seen.event_id,
+            event_type=seen.event_type,
+            subject=seen.subject,
+            source=seen.source,
+            data=seen.data,
         )
     except PayloadError as exc:
-        log.warning("rejected event %s (%s): %s", event.id, event_type, exc)
+        log.warning("rejected event %s (%s): %s", seen.event_id, seen.describe(), exc)
         return
     try:
         outcome = get_service().start(registration)

@@ -20,10 +20,8 @@ param mlWorkspaceResourceGroup string = resourceGroup().name
 @description('Region of the Azure ML workspace: the metrics endpoint is regional.')
 param mlWorkspaceLocation string = location
 
-@description('Model names whose registrations start rollouts (Event Grid subject filters; must match the policy file targets).')
-@minLength(1)
-@maxLength(25)
-param targetModels array
+@description('Name of the Event Grid system topic the workspace already has (in its resource group); empty: one is created. Azure allows one system topic per source.')
+param existingSystemTopicName string = ''
 
 @description('Online endpoints to watch: their traffic log goes to Log Analytics; alert rules are created on them when enableAlerts.')
 param monitoredEndpoints array = []
@@ -304,7 +302,7 @@ module workspace 'workspace.bicep' = {
     logAnalyticsId: logs.id
     deadLetterStorageId: storage.id
     deadLetterContainer: deadLetterContainer
-    targetModels: targetModels
+    existingSystemTopicName: existingSystemTopicName
     monitoredEndpoints: monitoredEndpoints
     alertSecret: alertSecret
     wireEvents: wireEvents

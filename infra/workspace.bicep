@@ -1,6 +1,7 @@
 // What Safe Rollout needs in the Azure ML workspace's resource group: a least-privilege custom role
-// for the app, Monitoring Reader, the Event Grid system topic with its ModelRegistered subscription,
-// traffic-log diagnostics on the watched endpoints, and optional metric alerts calling the webhook.
+// for the app, Monitoring Reader, the Event Grid system topic (the workspace's existing one if named)
+// with its ModelRegistered subscription, traffic-log diagnostics on the watched endpoints, and optional
+// metric alerts calling the webhook.
 targetScope = 'resourceGroup'
 
 param workspaceName string
@@ -10,7 +11,8 @@ param functionHostName string
 param logAnalyticsId string
 param deadLetterStorageId string
 param deadLetterContainer string
-param targetModels array
+@description('Name of the Event Grid system topic the workspace already has, in this resource group; empty: create one. A source allows only one system topic (Microsoft Learn, "System topics in Azure Event Grid").')
+param existingSystemTopicName string = ''
 param monitoredEndpoints array
 @secure()
 param alertSecret string
@@ -28,7 +30,10 @@ resource ml 'Microsoft.MachineLearningServices/workspaces@2024-10-01' existing =
 }
 
 // Only what the rollout does: read endpoints, set traffic, create/tag/delete deployments, read the
-// assets a copied deployment references, smoke-test with the endpoint key, poll operations.
+// assets a copied deployment references, poll operations, and smoke-test green with the endpoint's
+// own credential: listKeys (auth mode key), token (aml_token) or score with the app's Entra token
+// (aad_token). Operation names: Microsoft Learn, "Azure permissions for AI + machine learning";
+// which call needs which: "Authentication and authorization for online endpoints" (tests/infra/test_role.py).
 resource rolloutRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(ml.id, 'safe-rollout-operator')
   properties: {
@@ -43,6 +48,8 @@ resource rolloutRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/read'
           'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/write'
           'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/listKeys/action'
+          'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/token/action'
+          'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/score/action'
           'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments/read'
           'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments/write'
           'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments/delete'
@@ -78,8 +85,12 @@ resource metricsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
-  name: 'evgst-${workspaceName}'
+// A source allows one system topic only: use the workspace's existing one when it has one (it needs a
+// system-assigned identity for dead-lettering), else create it.
+var systemTopicName = empty(existingSystemTopicName) ? 'evgst-${workspaceName}' : existingSystemTopicName
+
+resource createdSystemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = if (empty(existingSystemTopicName)) {
+  name: systemTopicName
   location: ml.location
   tags: tags
   identity: { type: 'SystemAssigned' }
@@ -89,10 +100,18 @@ resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   }
 }
 
-// Created on azd's second pass: the destination function must exist first.
+resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' existing = {
+  name: systemTopicName
+}
+
+// Created on azd's second pass: the destination function must exist first. Only the event type is
+// filtered (the system topic already carries this workspace's events alone): Event Grid's filters
+// compare plain strings (no globs), while policy.yaml targets may be globs; the app matches the model
+// against the targets and ignores, with a log line, models no target names.
 resource modelRegistered 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = if (wireEvents) {
   parent: systemTopic
   name: 'safe-rollout-model-registered'
+  dependsOn: [ createdSystemTopic ]
   properties: {
     destination: {
       endpointType: 'AzureFunction'
@@ -105,13 +124,6 @@ resource modelRegistered 'Microsoft.EventGrid/systemTopics/eventSubscriptions@20
     eventDeliverySchema: 'EventGridSchema'
     filter: {
       includedEventTypes: [ 'Microsoft.MachineLearningServices.ModelRegistered' ]
-      advancedFilters: [
-        {
-          operatorType: 'StringBeginsWith'
-          key: 'subject'
-          values: [for model in targetModels: 'models/${model}:']
-        }
-      ]
     }
     retryPolicy: {
       maxDeliveryAttempts: 30
@@ -171,7 +183,9 @@ resource webhook 'Microsoft.Insights/actionGroups@2023-01-01' = if (wireEvents &
 }
 
 // Split by the `deployment` dimension, so the alert names the deployment and the webhook can tell
-// green from blue.
+// green from blue. Metrics, aggregations, dimensions and grain are the ones Azure Monitor's "Supported
+// metrics for Microsoft.MachineLearningServices/workspaces/onlineEndpoints" lists (any other is
+// refused when the rule is created): RequestLatency_P99 and RequestsPerMinute take Average only, PT1M.
 resource latencyAlerts 'Microsoft.Insights/metricAlerts@2018-03-01' = [
   for (endpoint, i) in monitoredEndpoints: if (wireEvents && enableAlerts) {
     name: 'safe-rollout-p99-${endpoint}'
@@ -210,7 +224,7 @@ resource errorAlerts 'Microsoft.Insights/metricAlerts@2018-03-01' = [
     location: 'global'
     tags: tags
     properties: {
-      description: 'A deployment of ${endpoint} fails requests (5xx, or 424: the model returned 500).'
+      description: 'A deployment of ${endpoint} fails requests (5xx, or 424: the model returned 500) at more than the threshold per minute, averaged over 5 minutes.'
       severity: 1
       enabled: true
       scopes: [ endpoints[i].id ]
@@ -226,7 +240,8 @@ resource errorAlerts 'Microsoft.Insights/metricAlerts@2018-03-01' = [
             metricName: 'RequestsPerMinute'
             operator: 'GreaterThan'
             threshold: alertErrorsPerMinute
-            timeAggregation: 'Total'
+            // RequestsPerMinute is already a per-minute count; Average is its only aggregation.
+            timeAggregation: 'Average'
             dimensions: [
               { name: 'deployment', operator: 'Include', values: [ '*' ] }
               { name: 'statusCode', operator: 'Include', values: [ '424', '500', '502', '503', '504' ] }
@@ -240,3 +255,4 @@ resource errorAlerts 'Microsoft.Insights/metricAlerts@2018-03-01' = [
 ]
 
 output systemTopicPrincipalId string = systemTopic.identity.principalId
+output systemTopicName string = systemTopicName

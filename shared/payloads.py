@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shared.rollout.model import ModelRef, WorkspaceRef
 
 MODEL_REGISTERED = "Microsoft.MachineLearningServices.ModelRegistered"
+MODEL_DEPLOYED = "Microsoft.MachineLearningServices.ModelDeployed"
 MAX_ALERT_BYTES = 256 * 1024  # Azure Monitor caps alert payloads at 256 KB
 _SUBJECT = re.compile(r"^models/(?P<name>[^:/]+):(?P<version>[^:/]+)$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
@@ -30,6 +32,80 @@ class ModelRegistration(BaseModel):
     workspace: WorkspaceRef
     model: ModelRef
     tags: dict[str, str] = {}
+
+
+class EventSeen(BaseModel):
+    """An Event Grid delivery as the function received it, whatever its schema."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    event_id: str
+    event_type: str  # "" when the delivery carries none
+    source: str | None  # Event Grid schema `topic`, CloudEvents `source`: the workspace's ARM id
+    subject: str | None
+    data: Any
+    schema_name: Literal["EventGridSchema", "CloudEventSchemaV1_0"]
+    likely_type: str | None = None  # with no event type: what the subject and data say it is
+    note: str = ""  # with no event type: why
+
+    def describe(self) -> str:
+        if self.event_type:
+            return self.event_type
+        likely = f"by its subject and data a {self.likely_type}" if self.likely_type else "of unknown kind"
+        return f"no event type ({likely}; {self.note})"
+
+
+_NO_TYPE = (
+    "the delivery has no eventType, and no lower-case `specversion` that would make it a CloudEvent: "
+    "the Functions Event Grid binding then keeps only its id, subject and data, so its type and source "
+    "(the workspace) are lost; CloudEvents names its attributes in lower case, so the sender must write "
+    "`specversion`, `type`, `source`"
+)
+
+
+def read_event(event: Any) -> EventSeen:
+    """The fields of an Event Grid delivery: a `func.EventGridEvent` or `func.CloudEvent` from the
+    Functions binding (azure-functions 1.26 `EventGridEventInConverter.decode` builds a CloudEvent
+    only when the body has a lower-case `specversion`; anything else becomes an EventGridEvent from
+    `eventType`/`topic`/`subject`/`data`), or a raw JSON body of either schema, whose attribute names
+    are compared case-insensitively (`specversion` or `specVersion`, `eventType` or `eventtype`)."""
+    if isinstance(event, Mapping):
+        body = {k.lower(): v for k, v in event.items() if isinstance(k, str)}
+        cloud = "specversion" in body
+        event_type = body.get("type" if cloud else "eventtype")
+        source = body.get("source" if cloud else "topic")
+        event_id, subject, data = body.get("id"), body.get("subject"), body.get("data")
+    else:
+        cloud = hasattr(event, "specversion")
+        event_type = getattr(event, "type" if cloud else "event_type", None)
+        source = getattr(event, "source" if cloud else "topic", None)
+        event_id, subject = getattr(event, "id", None), getattr(event, "subject", None)
+        try:
+            data = event.get_json()
+        except (AttributeError, ValueError):
+            data = None
+    seen = EventSeen(
+        event_id=str(event_id or "")[:200],
+        event_type=str(event_type or "")[:200],
+        source=str(source)[:1000] if source else None,
+        subject=str(subject)[:1000] if subject is not None else None,
+        data=data,
+        schema_name="CloudEventSchemaV1_0" if cloud else "EventGridSchema",
+    )
+    if seen.event_type:
+        return seen
+    return seen.model_copy(update={"likely_type": _likely_type(seen.subject, data), "note": _NO_TYPE})
+
+
+def _likely_type(subject: str | None, data: Any) -> str | None:
+    """Azure ML's events by their documented subjects (`models/{name}:{version}`, `endpoints/{name}`)
+    and data keys (`ModelName`, `ServiceName`, in either casing)."""
+    keys = {k.lower() for k in data} if isinstance(data, dict) else set()
+    if _SUBJECT.match(subject or "") or ("modelname" in keys and "modelversion" in keys):
+        return MODEL_REGISTERED
+    if (subject or "").startswith("endpoints/") or "servicename" in keys:
+        return MODEL_DEPLOYED
+    return None
 
 
 def _first(data: dict[str, Any], *keys: str) -> Any:
@@ -111,6 +187,10 @@ class _CommonAlert(BaseModel):
 
 
 class AlertNotice(BaseModel):
+    """What an alert is about. Dimension names are read case-insensitively: metric alerts split by
+    `deployment`; log search alerts carry their query's columns (`DeploymentName`, `EndpointName`,
+    `_ResourceId` of the traffic log)."""
+
     model_config = ConfigDict(frozen=True)
 
     alert_id: str
@@ -118,8 +198,17 @@ class AlertNotice(BaseModel):
     condition: Literal["Fired", "Resolved"]
     severity: str
     target_ids: tuple[str, ...]  # lower-cased ARM ids
-    deployments: tuple[str, ...]  # values of a `deployment` dimension, lower-cased
+    deployments: tuple[str, ...]  # values of a `deployment` / `DeploymentName` dimension, lower-cased
     fired_at: datetime | None
+    endpoint_names: tuple[str, ...] = ()  # values of an `EndpointName` dimension, lower-cased
+    resource_ids: tuple[str, ...] = ()  # online endpoint / deployment ids in `_ResourceId` / `ResourceId`
+
+    @property
+    def needs_endpoint_lookup(self) -> bool:
+        """Only an endpoint's name ties this alert to it: the active rollouts must be read to know
+        which endpoint (and workspace) that is."""
+        by_id = any(_ONLINE_RESOURCE.match(t) for t in (*self.target_ids, *self.resource_ids))
+        return bool(self.endpoint_names) and not by_id
 
     @property
     def idempotency_key(self) -> str:
@@ -139,15 +228,88 @@ def parse_alert(body: bytes) -> AlertNotice:
             ) from None
         raise PayloadError(f"not a common-schema alert: {_first_error(exc)}") from None
     essentials = parsed.data.essentials
+    dims = _dimensions(parsed.data.alertContext)
+    resource_ids: list[str] = []
+    deployments = list(dims.get("deployment", ()))
+    for value in dims.get("resourceid", ()):
+        match = _ONLINE_RESOURCE.match(value)
+        if match is None:
+            continue  # another kind of resource (or a metric's `ResourceId` GUID): not ours to read
+        resource_ids.append(value.rstrip("/"))
+        if match["deployment"]:
+            deployments.append(match["deployment"])
     return AlertNotice(
         alert_id=essentials.alertId,
         rule=essentials.alertRule,
         condition=essentials.monitorCondition,
         severity=essentials.severity,
         target_ids=tuple(t.lower().rstrip("/") for t in essentials.alertTargetIDs),
-        deployments=_deployments(parsed.data.alertContext),
+        deployments=tuple(dict.fromkeys(deployments)),
         fired_at=essentials.firedDateTime,
+        endpoint_names=tuple(dict.fromkeys(dims.get("endpoint", ()))),
+        resource_ids=tuple(dict.fromkeys(resource_ids)),
     )
+
+
+# An online endpoint's or deployment's ARM id, compared lower-cased (alerts and Log Analytics send
+# ARM ids lower-cased, `_ResourceId` often upper-cased).
+_ONLINE_RESOURCE = re.compile(
+    r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.machinelearningservices/"
+    r"workspaces/(?P<workspace>[^/]+)/onlineendpoints/(?P<endpoint>[^/]+)(?:/deployments/(?P<deployment>[^/]+))?/?$"
+)
+_ML_WORKSPACE = re.compile(
+    r"^/subscriptions/[^/]+/resourcegroups/[^/]+/providers/microsoft\.machinelearningservices/workspaces/[^/]+$"
+)
+
+
+def tie_to_endpoints(notice: AlertNotice, known_endpoints: Iterable[str]) -> tuple[AlertNotice, str | None]:
+    """The notice with the online endpoints and deployments its dimensions name added to its targets,
+    and, when it names none at all, why (the alert is then acknowledged and nothing is rolled back).
+
+    - `_ResourceId` / `ResourceId` holding an endpoint's or deployment's ARM id names it exactly (a log
+      alert scoped to a Log Analytics workspace has that workspace as its target, not the endpoint).
+    - `EndpointName` names the endpoint among `known_endpoints` (the endpoints of active rollouts,
+      lower-cased ARM ids) of that name, within the Azure ML workspaces the alert targets if it targets
+      any; a name two workspaces use is not guessed at.
+    The service then rolls back green only when a deployment dimension names green (or the target is
+    green itself), or when no deployment is named and the policy lets endpoint alerts roll back."""
+    targets = list(notice.target_ids)
+    targets += [r for r in notice.resource_ids if r not in targets]
+    why_not: list[str] = []
+    if notice.endpoint_names:
+        workspaces = {t for t in targets if _ML_WORKSPACE.match(t)}
+        known = [e.lower().rstrip("/") for e in known_endpoints]
+        for name in notice.endpoint_names:
+            found = sorted(
+                {
+                    e
+                    for e in known
+                    if (m := _ONLINE_RESOURCE.match(e))
+                    and m["endpoint"] == name
+                    and not m["deployment"]
+                    and (not workspaces or e.rsplit("/onlineendpoints/", 1)[0] in workspaces)
+                }
+            )
+            if len(found) == 1:
+                if found[0] not in targets:
+                    targets.append(found[0])
+            elif len(found) > 1:
+                why_not.append(f"endpoint name {name!r} is used in more than one workspace ({', '.join(found)})")
+            else:
+                why_not.append(f"no active rollout is on an endpoint named {name!r}")
+    tied = notice.model_copy(update={"target_ids": tuple(targets)})
+    if any(_ONLINE_RESOURCE.match(t) for t in targets):
+        return tied, None
+    dims = ", ".join(
+        [*(f"DeploymentName={d}" for d in notice.deployments), *(f"EndpointName={e}" for e in notice.endpoint_names)]
+    )
+    why = (
+        f"the alert names no online endpoint: targets {', '.join(notice.target_ids) or 'none'}"
+        f"; dimensions {dims or 'none naming an endpoint'}"
+    )
+    if why_not:
+        why += f" ({'; '.join(why_not)})"
+    return tied, why
 
 
 def _kind(value: Any) -> str:
@@ -156,35 +318,52 @@ def _kind(value: Any) -> str:
     )
 
 
-def _deployments(context: dict[str, Any] | None) -> tuple[str, ...]:
-    """Values of the `deployment` dimension in a metric alert's condition (lower-cased). Other
-    alert kinds have no `condition.allOf`; where it is present it must have Azure's shape."""
+# Dimension names we read (compared case-insensitively) -> what they name. Metric alerts on an
+# endpoint split by `deployment`; log search alerts on the traffic log carry the query's columns.
+_DIMENSIONS = {
+    "deployment": "deployment",
+    "deploymentname": "deployment",
+    "endpointname": "endpoint",
+    "_resourceid": "resourceid",
+    "resourceid": "resourceid",
+}
+
+
+def _dimensions(context: dict[str, Any] | None) -> dict[str, list[str]]:
+    """Values of the dimensions we read, lower-cased, by what they name: from `condition.allOf[]
+    .dimensions` (metric alerts, Log Alerts V2) and the older log alerts' top-level `Dimensions`.
+    Where these are present they must have Azure's shape; other dimensions are not read."""
+    found: dict[str, list[str]] = {}
     condition = (context or {}).get("condition")
     criteria = condition.get("allOf") if isinstance(condition, dict) else None
-    if criteria is None:
-        return ()
-    where = "data.alertContext.condition.allOf"
-    if not isinstance(criteria, list):
-        raise PayloadError(f"{where} must be a list, got {_kind(criteria)}")
-    found: list[str] = []
-    for i, criterion in enumerate(criteria):
-        if not isinstance(criterion, dict):
-            raise PayloadError(f"{where}[{i}] must be an object, got {_kind(criterion)}")
-        dims = criterion.get("dimensions")
-        if dims is None:
+    if criteria is not None:
+        where = "data.alertContext.condition.allOf"
+        if not isinstance(criteria, list):
+            raise PayloadError(f"{where} must be a list, got {_kind(criteria)}")
+        for i, criterion in enumerate(criteria):
+            if not isinstance(criterion, dict):
+                raise PayloadError(f"{where}[{i}] must be an object, got {_kind(criterion)}")
+            _read_dimensions(criterion.get("dimensions"), f"{where}[{i}].dimensions", found)
+    legacy = (context or {}).get("Dimensions")
+    _read_dimensions(legacy, "data.alertContext.Dimensions", found)
+    return found
+
+
+def _read_dimensions(dims: Any, where: str, found: dict[str, list[str]]) -> None:
+    if dims is None:
+        return
+    if not isinstance(dims, list):
+        raise PayloadError(f"{where} must be a list, got {_kind(dims)}")
+    for j, dim in enumerate(dims):
+        if not isinstance(dim, dict):
+            raise PayloadError(f"{where}[{j}] must be an object, got {_kind(dim)}")
+        name, value = dim.get("name"), dim.get("value")
+        kind = _DIMENSIONS.get(name.lower()) if isinstance(name, str) else None
+        if kind is None:
             continue
-        if not isinstance(dims, list):
-            raise PayloadError(f"{where}[{i}].dimensions must be a list, got {_kind(dims)}")
-        for j, dim in enumerate(dims):
-            if not isinstance(dim, dict):
-                raise PayloadError(f"{where}[{i}].dimensions[{j}] must be an object, got {_kind(dim)}")
-            name, value = dim.get("name"), dim.get("value")
-            if not isinstance(name, str) or name.lower() != "deployment":
-                continue
-            if not isinstance(value, str):
-                raise PayloadError(f"{where}[{i}].dimensions[{j}].value must be a string, got {_kind(value)}")
-            found.append(value.lower())
-    return tuple(found)
+        if not isinstance(value, str):
+            raise PayloadError(f"{where}[{j}].value must be a string, got {_kind(value)}")
+        found.setdefault(kind, []).append(value.strip().lower())
 
 
 class _SchemaOnly(BaseModel):

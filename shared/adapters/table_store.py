@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,8 @@ from shared.store import Entity, Op, RolloutStoreImpl
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient
+
+log = logging.getLogger("safe_rollout.table_store")
 
 
 def _plain(entity: Any) -> tuple[Entity, str]:
@@ -25,7 +28,9 @@ class TableRows:
 
         try:
             return _plain(self._table.get_entity(partition_key=partition, row_key=row))
-        except ResourceNotFoundError:
+        except ResourceNotFoundError as exc:
+            if _table_missing(exc):
+                raise ProviderError(f"table {self._table.table_name} does not exist") from exc
             return None
         except AzureError as exc:
             raise ProviderError(f"table read failed: {exc.__class__.__name__}") from exc
@@ -43,6 +48,8 @@ class TableRows:
         try:
             return [_plain(e) for e in self._table.query_entities(query, parameters=parameters)]
         except AzureError as exc:
+            if _table_missing(exc):
+                raise ProviderError(f"table {self._table.table_name} does not exist") from exc
             raise ProviderError(f"table query failed: {exc.__class__.__name__}") from exc
 
     def transact(self, partition: str, ops: Sequence[Op]) -> dict[str, str]:
@@ -68,6 +75,8 @@ class TableRows:
             status = exc.status_code
             if status == 409:
                 raise AlreadyExistsError(f"a row already exists ({_reason(exc)})") from exc
+            if _table_missing(exc):
+                raise ProviderError(f"table {self._table.table_name} does not exist") from exc
             if status in (404, 412):
                 raise ConflictError(f"changed by someone else ({_reason(exc)})") from exc
             raise ProviderError(f"table transaction failed with HTTP {status}") from exc
@@ -85,18 +94,69 @@ def _reason(exc: Any) -> str:
 
 
 def table_store(connection_string: str, table_name: str, *, create: bool = True) -> RolloutStoreImpl:
+    """Local development and tests (Azurite, a connection string): the table is created if missing."""
     from azure.data.tables import TableServiceClient
 
     service = TableServiceClient.from_connection_string(connection_string)
     if create:
-        service.create_table_if_not_exists(table_name)
+        _ensure_table(service, table_name)
     return RolloutStoreImpl(TableRows(service.get_table_client(table_name)))
 
 
-def table_store_with_credential(account_url: str, credential: Any, table_name: str) -> RolloutStoreImpl:
-    """Production: managed identity (Storage Table Data Contributor), no keys."""
+def table_store_with_credential(
+    account_url: str, credential: Any, table_name: str, **client_options: Any
+) -> RolloutStoreImpl:
+    """Production: managed identity (Storage Table Data Contributor), no keys. The table is created by
+    infra/ (Bicep), and the identity's role is scoped to that table, which may not allow creating
+    tables: the app reads first and creates only a missing table, and a refusal is logged, never raised."""
     from azure.data.tables import TableServiceClient
 
-    service = TableServiceClient(endpoint=account_url, credential=credential)
-    service.create_table_if_not_exists(table_name)
+    service = TableServiceClient(endpoint=account_url, credential=credential, **client_options)
+    _ensure_table(service, table_name)
     return RolloutStoreImpl(TableRows(service.get_table_client(table_name)))
+
+
+def _ensure_table(service: Any, table_name: str) -> None:
+    """One cheap read (a query on a partition no row uses, one page) tells whether the table exists;
+    only a missing table is created. Nothing here raises: a table that cannot be read or created now
+    surfaces as ProviderError on the first real operation, which every caller already handles."""
+    from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
+
+    table = service.get_table_client(table_name)
+    try:
+        pages = table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": "~probe"}, results_per_page=1, select=["PartitionKey"]
+        ).by_page()
+        next(pages, None)
+        return
+    except ResourceNotFoundError:
+        pass  # the table does not exist (TableNotFound)
+    except AzureError as exc:
+        log.warning("table %s could not be read at start-up (%s); not creating it", table_name, _describe(exc))
+        return
+    try:
+        service.create_table(table_name)
+        log.info("created table %s", table_name)
+    except ResourceExistsError:
+        return  # created meanwhile by someone else
+    except HttpResponseError as exc:
+        log.error(
+            "table %s does not exist and this identity may not create it (%s): deploy infra/ (Bicep "
+            "creates the table) or create it, then grant Storage Table Data Contributor on it",
+            table_name,
+            _describe(exc),
+        )
+    except AzureError as exc:
+        log.error("table %s does not exist and could not be created (%s)", table_name, _describe(exc))
+
+
+def _describe(exc: Any) -> str:
+    status = getattr(exc, "status_code", None)
+    code = getattr(exc, "error_code", None)
+    parts = [exc.__class__.__name__, f"HTTP {status}" if status else "", str(code) if code else ""]
+    return " ".join(p for p in parts if p)
+
+
+def _table_missing(exc: Any) -> bool:
+    code = str(getattr(exc, "error_code", "") or "")
+    return code == "TableNotFound" or "TableNotFound" in str(getattr(exc, "message", "") or "")
