@@ -210,7 +210,7 @@ def check(env: DemoEnv, chapter: Chapter, stored: Any) -> tuple[bool, str]:
     if chapter.how == "alert":
         if rollback is None or not rollback.actor.startswith("alert:"):
             return False, "not rolled back by the alert"
-        return True, f"rolled back by {rollback.actor} in the webhook request"
+        return True, f"rolled back by {rollback.actor}, ordered in the webhook request"
     return True, f"promoted to 100%; {users_on_green} user requests served by green so far"
 
 

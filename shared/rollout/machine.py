@@ -346,7 +346,8 @@ def _rolling_back(rollout: Rollout, policy: RolloutPolicy, endpoint: EndpointSta
     actual = endpoint.traffic
     if actual.live_of(rollout.green) == 0 and actual.mirror_of(rollout.green) == 0 and not _busy(endpoint):
         finish_as = rollout.finish_as or P.ROLLED_BACK
-        return finish(rollout, policy, now, finish_as, f"{rollout.last_reason} (green holds no traffic)")
+        cause = rollout.rollback_reason or rollout.last_reason
+        return finish(rollout, policy, now, finish_as, f"{cause} (green holds no traffic)")
     if not _blue_can_serve(rollout, endpoint):
         why = (
             f"cannot roll back: blue {rollout.blue} no longer exists and green {rollout.green} serves "

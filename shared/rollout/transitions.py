@@ -168,6 +168,7 @@ def begin_rollback(
             "traffic_confirmed": held and rollout.traffic_confirmed and split == rollout.desired,
             "consecutive_errors": 0,
             "last_action_error": "",
+            "rollback_reason": reason,
         }
     )
     return make_decision(

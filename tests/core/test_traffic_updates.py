@@ -102,5 +102,6 @@ def test_a_rollback_lands_only_when_the_update_that_removes_green_has_finished()
     shown = decide(rolling, POLICY, _busy(rolling), T0 + minutes(4))
     assert shown.rollout.phase == P.ROLLING_BACK
     assert shown.actions == ()
-    done = decide(rolling, POLICY, observe(rolling), T0 + minutes(5))
+    done = decide(shown.rollout, POLICY, observe(rolling), T0 + minutes(5))
     assert done.rollout.phase == P.ROLLED_BACK
+    assert done.reason.startswith("green is slow")  # the cause, not the last wait
