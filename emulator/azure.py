@@ -55,11 +55,25 @@ class Emulator(MachineLearningControlPlane, Scoring, MonitorMetrics, LogAnalytic
     subscription: str = "00000000-0000-0000-0000-000000000001"
     resource_group: str = "rg-ml"
     workspace: str = "ws1"
-    deployment_provisioning: timedelta = timedelta(minutes=8)
-    deployment_deletion: timedelta = timedelta(minutes=2)
-    endpoint_update: timedelta = timedelta(0)
+    # How long Azure's long-running operations take, measured on Azure ML's own recorded sessions
+    # (tests/recordings/README.md: each operation status body's startTime -> endTime, cross-checked
+    # with the Date headers of the PUT and of the first poll that answered Succeeded).
+    endpoint_creation: timedelta = timedelta(seconds=90)  # recorded 90.5 s and 90.5 s
+    deployment_provisioning: timedelta = timedelta(seconds=570)  # recorded 582.2 s and 551.0 s
+    endpoint_update: timedelta = timedelta(seconds=20)  # recorded 20.4 s (PUT traffic {dep: 100})
+    # No recording: a PUT of an existing deployment (scale, new settings) assumed as slow as a create.
+    deployment_update: timedelta = timedelta(seconds=570)
+    deployment_deletion: timedelta = timedelta(minutes=2)  # no recording: UNVERIFIED
+    endpoint_deletion: timedelta = timedelta(minutes=20)  # Learn tutorial: "approximately 20 minutes"
     metrics_lag: timedelta = timedelta(minutes=1)
-    poll_retry_after: int = 1
+    # The recorded polls carry no Retry-After (azure-core then waits its own polling interval:
+    # 30 s for endpoints, 5 s for deployments in the recordings). An int sends that header.
+    poll_retry_after: int | None = None
+    # GET during an endpoint update: the recorded PUT response shows the old traffic with
+    # provisioningState Updating, and the new split only once the operation succeeded.
+    traffic_visible_during_update: bool = False
+    # The recorded PUT of a new deployment answers provisioningState "Updating", not "Creating".
+    deployment_creating_state: str = "Updating"
     faults: list[Fault] = field(default_factory=list)
     provisioning_outcomes: dict[str, str] = field(default_factory=dict)  # deployment name -> Failed/Canceled
     hung_provisioning: set[str] = field(default_factory=set)  # never finishes
@@ -109,9 +123,18 @@ class Emulator(MachineLearningControlPlane, Scoring, MonitorMetrics, LogAnalytic
             "systemData": {"createdAt": _iso(self.clock.now())},
         }
 
-    def add_endpoint(self, name: str, *, rpm: float = 600.0) -> None:
+    def add_endpoint(self, name: str, *, rpm: float = 600.0, compute: str | None = None) -> None:
+        """An endpoint already Succeeded. `compute` makes it a Kubernetes online endpoint on that
+        attached compute (a name in this workspace, or an ARM id): azure-ai-ml reads an endpoint
+        whose `properties.compute` is set as a KubernetesOnlineEndpoint."""
         with self._lock:
-            self.endpoints[name.lower()] = Resource(self._endpoint_body(name, {}), self.clock.now())
+            sent: dict[str, Any] = {}
+            if compute:
+                compute_id = compute if compute.startswith("/") else f"{self.workspace_id}/computes/{compute}"
+                sent = {"properties": {"compute": compute_id}}
+            body = self._endpoint_body(name, sent)
+            body["properties"]["provisioningState"] = "Succeeded"
+            self.endpoints[name.lower()] = Resource(body, self.clock.now())
             self.sim.set_rpm(name, rpm)
 
     def add_deployment(
@@ -122,12 +145,22 @@ class Emulator(MachineLearningControlPlane, Scoring, MonitorMetrics, LogAnalytic
         *,
         scenario: Scenario | None = None,
         traffic: int | None = None,
-        instance_type: str = "Standard_DS3_v2",
+        instance_type: str | None = None,
         instance_count: int = 2,
     ) -> None:
-        """A deployment already Succeeded (blue), optionally given all live traffic."""
+        """A deployment already Succeeded (blue), optionally given all live traffic. On a
+        Kubernetes endpoint it is a KubernetesOnlineDeployment (REST spec 2025-12-01:
+        `endpointComputeType: Kubernetes`, `containerResourceRequirements`, a Kubernetes
+        instance type)."""
         with self._lock:
             self.register_model(*model)
+            kubernetes = self.is_kubernetes(endpoint)
+            extra: dict[str, Any] = {}
+            if kubernetes:
+                extra["containerResourceRequirements"] = {
+                    "containerResourceRequests": {"cpu": "1", "memory": "2Gi"},
+                    "containerResourceLimits": {"cpu": "2", "memory": "4Gi"},
+                }
             body = self._deployment_body(
                 endpoint,
                 name,
@@ -135,9 +168,10 @@ class Emulator(MachineLearningControlPlane, Scoring, MonitorMetrics, LogAnalytic
                     "location": REGION,
                     "sku": {"name": "Default", "capacity": instance_count},
                     "properties": {
-                        "endpointComputeType": "Managed",
+                        **extra,
+                        "endpointComputeType": "Kubernetes" if kubernetes else "Managed",
                         "model": self.models[(model[0].lower(), model[1])]["id"],
-                        "instanceType": instance_type,
+                        "instanceType": instance_type or ("defaultinstancetype" if kubernetes else "Standard_DS3_v2"),
                         "environmentId": f"{self.workspace_id}/environments/sklearn-env/versions/3",
                         "codeConfiguration": {
                             "codeId": f"{self.workspace_id}/codes/score-code/versions/1",

@@ -11,7 +11,9 @@ from typing import Any
 class Fault:
     """Answer the next `times` requests matching `operation` with `status` (and Retry-After)."""
 
-    operation: str  # e.g. "endpoint.put", "deployment.put", "deployment.delete", "metrics", "logs"
+    # e.g. "endpoint.get", "endpoint.put", "endpoint.delete", "deployment.put", "deployment.delete",
+    # "metrics", "logs", "eventgrid"
+    operation: str
     status: int = 503
     times: int = 1
     retry_after: int | None = None
@@ -20,11 +22,18 @@ class Fault:
 
 @dataclass
 class Operation:
+    """A long-running ARM operation (Azure ML's `mfeOperationsStatus`), finished at `done_at` on
+    the simulated clock. An endpoint update carries the endpoint as it will be once it lands
+    (`pending`): Azure shows the old traffic until then."""
+
     id: str
     kind: str  # "create", "update", "delete"
     resource: str  # lower-cased ARM id of the resource
     done_at: datetime
-    outcome: str = "Succeeded"  # or Failed / Canceled
+    outcome: str = "Succeeded"  # or Failed / Canceled / Hung (never finishes) / any other state
+    started: datetime | None = None
+    pending: dict[str, Any] | None = None  # endpoint create/update: the body that lands at the end
+    finished: bool = False
 
 
 @dataclass

@@ -16,13 +16,18 @@ class Scoring:
         lowered = {k.lower(): v for k, v in headers.items()}
         deployment = lowered.get("azureml-model-deployment")
         if deployment is None:
-            live = self.current_split(endpoint).live
+            # Users' requests follow the split that has landed; an endpoint update in flight does
+            # not route anything yet (its PUT answered with the old traffic: tests/recordings).
+            live = self.routed_split(endpoint).live
             if not live:
                 return _error(503, "NoTraffic", "the endpoint routes no traffic")
             deployment = max(live, key=lambda d: live[d])
         if (endpoint, deployment.lower()) not in self.deployments:
             return _error(404, "DeploymentNotFound", f"deployment {deployment} not found")
         status, _ = self.sim.answer(endpoint, deployment, self.clock.now())
+        # The answer names the deployment that gave it (recorded scoring response header
+        # `azureml-model-deployment`, tests/recordings/azure-ai-ml/...test_online_deployment.json).
+        answered_by = {"azureml-model-deployment": self.deployments[(endpoint, deployment.lower())].body["name"]}
         if status != 200:
-            return _json(status, {"message": "An unexpected error occurred in scoring script."})
-        return _json(200, [0.5])
+            return _json(status, {"message": "An unexpected error occurred in scoring script."}, answered_by)
+        return _json(200, [0.5], answered_by)

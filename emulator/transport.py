@@ -66,12 +66,17 @@ class EmulatorTransport(RequestsTransport):
         self.emulator = emulator
         self.sleeps: list[float] = []
 
+    # Azure ML's polls carry no Retry-After (tests/recordings): a client polling at interval 0
+    # would poll forever at one simulated instant. Each wait moves the clock at least this much
+    # (a real poll takes time too: the recorded `x-request-time` is 0.03-0.5 s per request).
+    MIN_WAIT = timedelta(seconds=1)
+
     def sleep(self, duration: float) -> None:
         if threading.current_thread() is threading.main_thread() or not threading.current_thread().daemon:
             self.sleeps.append(float(duration))
-            self.emulator.clock.advance(timedelta(seconds=max(0.0, float(duration))))
+            self.emulator.clock.advance(max(self.MIN_WAIT, timedelta(seconds=max(0.0, float(duration)))))
         else:
-            time.sleep(min(max(float(duration), 0.0), 0.05))
+            time.sleep(min(max(float(duration), 0.01), 0.05))  # never a busy loop
 
 
 def emulator_transport(emulator: Emulator) -> EmulatorTransport:
