@@ -201,7 +201,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SAFE_ROLLOUT_POLICY_FILE', value: 'policy.yaml' }
         { name: 'SAFE_ROLLOUT_STORAGE_ACCOUNT_URL', value: storage.properties.primaryEndpoints.table }
         { name: 'SAFE_ROLLOUT_TABLE_NAME', value: tableName }
-        { name: 'SAFE_ROLLOUT_METRICS_ENDPOINT', value: 'https://${mlWorkspaceLocation}.metrics.monitor.azure.com' }
+        // metrics:getBatch is regional: the app fills {region} with each endpoint's own location.
+        { name: 'SAFE_ROLLOUT_METRICS_ENDPOINT', value: 'https://{region}.metrics.monitor.azure.com' }
         { name: 'SAFE_ROLLOUT_LOG_ANALYTICS_WORKSPACE_ID', value: logs.properties.customerId }
         { name: 'SAFE_ROLLOUT_LOGS_ENDPOINT', value: 'https://api.loganalytics.io' }
         { name: 'SAFE_ROLLOUT_EVENTGRID_TOPIC_ENDPOINT', value: enableLifecycleTopic ? lifecycleTopic.properties.endpoint : '' }

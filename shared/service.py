@@ -264,7 +264,7 @@ class RolloutService:
             end=window[1],
             error_codes=p.errors.status_codes,
             percentile=p.latency.percentile,
-            region=observation.endpoint.location if observation.endpoint is not None else "",
+            region=(observation.endpoint.location if observation.endpoint is not None else "") or r.region,
         )
 
     def _with_metrics(self, pairs: list[tuple[StoredRollout, Observation]]) -> list[tuple[StoredRollout, Observation]]:
@@ -666,6 +666,7 @@ class RolloutService:
                 end=end,
                 error_codes=stored.policy.errors.status_codes,
                 percentile=stored.policy.latency.percentile,
+                region=r.region or self._region_of(r),
             )
             found = self.metrics.timeline(query)
             timeline = None if isinstance(found, ProviderError) else found
@@ -673,6 +674,14 @@ class RolloutService:
                 log.warning("report of %s without metrics: %s", rollout_id, found)
             items.append(ReportItem(stored, self.store.decisions(rollout_id), timeline))
         return render_report(items, title)
+
+    def _region_of(self, rollout: Rollout) -> str:
+        """A rollout stored before regions were kept: read the endpoint's region from Azure."""
+        try:
+            endpoint = self.gateway.read_endpoint(rollout.endpoint)
+        except ProviderError:
+            return ""
+        return endpoint.location if endpoint is not None else ""
 
     def get(self, rollout_id: str) -> StoredRollout:
         stored = self.store.get(rollout_id)

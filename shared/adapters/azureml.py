@@ -288,7 +288,10 @@ class AzureMLGateway:
         except ValueError as exc:
             raise ProviderError(f"{what}: unexpected answer from Azure: {exc}") from exc
         if response.status_code == 409:
-            return  # an operation on it is already in progress: an earlier tick started it
+            # An earlier tick's create still runs, or the endpoint is busy with an update ("Cannot
+            # create a deployment in endpoint ... because it is in Updating provisioning state"):
+            # the next tick looks again (and orders the create again if green is still missing).
+            raise OperationInProgressError(f"{what}: {_http_error(response)}")
         if response.status_code >= 400:
             raise ProviderError(f"{what}: {_http_error(response)}")
 

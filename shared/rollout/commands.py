@@ -297,6 +297,7 @@ def plan_start(
         desired=TrafficSplit(live={blue: 100}) if blue else TrafficSplit(),
         traffic_confirmed=blue_hint is None,
         trigger=trigger,
+        region=endpoint.location,
     )
     why = f"{model.label} registered; green {green} will be a copy of " + (blue or "the policy template")
     create = CreateDeployment(

@@ -216,6 +216,7 @@ class Rollout(Frozen):
     # Since when the endpoint has been seen busy (an update in flight) while our split was not yet
     # confirmed: waiting on Azure is not an error, for a while (ENDPOINT_UPDATE_PATIENCE).
     endpoint_busy_since: datetime | None = None
+    region: str = ""  # the endpoint's Azure region, seen at the start (metrics are regional)
     rollback_reason: str = ""  # why the rollback under way began: its final decision repeats it
     endpoint_missing: int = 0  # reads in a row that found no endpoint (a not-found is confirmed first)
     notes: int = 0  # audit notes that changed nothing (resolved alerts): bounded

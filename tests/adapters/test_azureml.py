@@ -96,7 +96,8 @@ def test_creating_twice_is_harmless():
     world = make_world()
     gateway = world.gateway()
     create_green(world, gateway)
-    create_green(world, gateway)  # 409 operation in progress: the first one stands
+    with pytest.raises(OperationInProgressError, match="409"):  # told apart from a failure
+        create_green(world, gateway)
     assert gateway.read_endpoint(world.endpoint).deployments[GREEN].provisioning_state in PROVISIONING_IN_PROGRESS
 
 
@@ -149,6 +150,20 @@ def test_a_traffic_change_is_started_not_waited_for():
     state = gateway.read_endpoint(world.endpoint)
     assert state.provisioning_state == "Succeeded"
     assert state.traffic == TrafficSplit(live={"blue": 100}, mirror={GREEN: 20})
+
+
+def test_green_created_while_the_endpoint_updates_is_refused_and_ordered_again_by_the_core():
+    """Azure refuses a deployment create while its endpoint is Updating (Azure/azure-sdk-for-net#36961):
+    the gateway says so, and nothing is created that a later tick would not order again."""
+    world = make_world()
+    gateway = world.gateway()
+    gateway.set_traffic(world.endpoint, TrafficSplit(live={"blue": 100}))
+    with pytest.raises(OperationInProgressError, match="provisioning state"):
+        create_green(world, gateway)
+    assert GREEN.lower() not in gateway.read_endpoint(world.endpoint).deployments
+    world.advance(1)
+    create_green(world, gateway)
+    assert GREEN.lower() in gateway.read_endpoint(world.endpoint).deployments
 
 
 def test_a_409_while_azure_is_busy_is_told_apart_from_a_failure():

@@ -278,6 +278,7 @@ def test_a_supersede_racing_the_promotion_starts_from_the_new_production():
     service = env.service()
     env.register(service)
     until(env, service, lambda: env.phase() == P.BAKING)
+
     def promoted() -> None:  # v2 succeeds between v3's look and its write
         until(env, service, lambda: env.phase().terminal)
 
@@ -369,4 +370,3 @@ def test_reading_a_rollout_by_id_is_point_reads_not_a_table_scan():
     assert store.get(rid) is not None
     assert store.decisions(rid)
     assert rows.queries == 1  # the decisions of one partition; the rollout itself by point reads
-

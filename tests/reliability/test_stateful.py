@@ -281,6 +281,13 @@ class RolloutWorld(RuleBasedStateMachine):
         ours = any(s.rollout.phase.active and s.rollout.desired == split for s in self.rollouts())
         self.ledger.hand_split = split
         self.ledger.hand_split_untouchable = not ours
+        if len(split.live) == 1 and not ours:
+            # The person chose what serves production: later rollouts start from it, and going back
+            # to it (a rollback of a newer version) is no regression of ours.
+            (serving,) = split.live
+            version = sw.deployment_version(self.emu, serving)
+            if version is not None:
+                self.ledger.floor = version
         self.ledger.hand_routed |= set(split.live) | set(split.mirror)
 
     def _person_acted(self) -> None:
@@ -517,7 +524,7 @@ class RolloutWorld(RuleBasedStateMachine):
         rollouts = self.rollouts()
         for stored in rollouts:
             r = stored.rollout
-            if r.phase == P.SUCCEEDED:
+            if r.phase == P.SUCCEEDED and self.seen_phase.get(r.id) != P.SUCCEEDED:  # became production now
                 version = int(r.model.version)
                 self.ledger.floor = max(self.ledger.floor, version)
             if r.phase.terminal and self.seen_phase.get(r.id) != r.phase:
