@@ -59,6 +59,10 @@ class MinuteStats:
     mirrored: int = 0
     by_status: dict[tuple[int, int], int] = field(default_factory=lambda: defaultdict(int))
     latencies: list[float] = field(default_factory=list)
+    # The same for live (user) requests only: whether Azure's endpoint-scope metrics count mirrored
+    # copies is not documented, so the emulator can answer either way (MonitorMetrics flag).
+    live_by_status: dict[tuple[int, int], int] = field(default_factory=lambda: defaultdict(int))
+    live_latencies: list[float] = field(default_factory=list)
     cpu: float | None = None
     memory: float | None = None
 
@@ -75,6 +79,7 @@ class LogRow:
     model_status_code: int
     total_ms: float
     request_id: str
+    mirrored: bool = False
 
 
 @dataclass
@@ -182,9 +187,13 @@ class TrafficSimulator:
         for (code, model_code), count in zip(codes, outcome, strict=True):
             if count:
                 stats.by_status[(code, model_code)] += int(count)
+                if live:
+                    stats.live_by_status[(code, model_code)] += int(count)
                 statuses += [(code, model_code)] * int(count)
         statuses = [statuses[i] for i in self.rng.permutation(len(statuses))]
         stats.latencies.extend(float(x) for x in latencies)
+        if live:
+            stats.live_latencies.extend(float(x) for x in latencies)
         if live:
             self.user_answers[key] += n
             self.user_errors[key] += sum(int(c) for c, (code, _) in zip(outcome, codes, strict=True) if code >= 408)
@@ -202,6 +211,7 @@ class TrafficSimulator:
                     model_status_code=model_code,
                     total_ms=float(latencies[i]),
                     request_id=f"req-{self._request_seq:09d}",
+                    mirrored=not live,
                 )
             )
 

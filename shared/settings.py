@@ -7,6 +7,7 @@ the infrastructure can be checked against one list.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,16 @@ SETTINGS: dict[str, str] = {
     "SAFE_ROLLOUT_STORAGE_CONNECTION": "Table storage connection string (local/dev); or use STORAGE_ACCOUNT_URL",
     "SAFE_ROLLOUT_STORAGE_ACCOUNT_URL": "Table endpoint, e.g. https://acct.table.core.windows.net (managed identity)",
     "SAFE_ROLLOUT_TABLE_NAME": "table holding rollout state; default saferollouts",
-    "SAFE_ROLLOUT_METRICS_ENDPOINT": "regional Azure Monitor metrics endpoint, e.g. https://eastus.metrics.monitor.azure.com",
+    "SAFE_ROLLOUT_METRICS_ENDPOINT": (
+        "Azure Monitor metrics endpoint; {region} is replaced by each endpoint's region, so "
+        "https://{region}.metrics.monitor.azure.com serves endpoints in any region (metrics:getBatch is regional); "
+        "a URL without {region} (e.g. a local emulator) is used for every region"
+    ),
     "SAFE_ROLLOUT_LOG_ANALYTICS_WORKSPACE_ID": "optional: workspace (GUID) holding AmlOnlineEndpointTrafficLog",
-    "SAFE_ROLLOUT_LOGS_ENDPOINT": "optional: Log Analytics endpoint; default https://api.loganalytics.io",
+    "SAFE_ROLLOUT_LOGS_ENDPOINT": (
+        "optional: Log Analytics endpoint; default https://api.loganalytics.io; tokens are asked for this "
+        "endpoint as their audience (sovereign clouds: e.g. https://api.loganalytics.us)"
+    ),
     "SAFE_ROLLOUT_EVENTGRID_TOPIC_ENDPOINT": "optional: custom topic for lifecycle events",
     "SAFE_ROLLOUT_EVENTGRID_TOPIC_KEY": "optional: topic access key; without it, managed identity is used",
     "SAFE_ROLLOUT_ALERT_SECRET": "shared secret the alert webhook expects in its `secret` query parameter",
@@ -37,7 +45,7 @@ DEV_ONLY = frozenset({"SAFE_ROLLOUT_STORAGE_CONNECTION", "SAFE_ROLLOUT_EVENTGRID
 
 _EXAMPLES = {
     "SAFE_ROLLOUT_STORAGE_ACCOUNT_URL": "https://<account>.table.core.windows.net",
-    "SAFE_ROLLOUT_METRICS_ENDPOINT": "https://<region>.metrics.monitor.azure.com",
+    "SAFE_ROLLOUT_METRICS_ENDPOINT": "https://{region}.metrics.monitor.azure.com",
     "SAFE_ROLLOUT_LOGS_ENDPOINT": "https://api.loganalytics.io",
     "SAFE_ROLLOUT_EVENTGRID_TOPIC_ENDPOINT": "https://<topic>.<region>-1.eventgrid.azure.net/api/events",
 }
@@ -75,6 +83,19 @@ def _url(env: Mapping[str, str], name: str, *, required: bool) -> str | None:
             "(the value is not shown: it may hold a secret)"
         )
     return raw.rstrip("/")
+
+
+def _metrics_endpoint(env: Mapping[str, str]) -> str:
+    """The metrics endpoint, where `{region}` is the only placeholder allowed (anything else in
+    braces is a typo that would send every query to a host that does not exist)."""
+    name = "SAFE_ROLLOUT_METRICS_ENDPOINT"
+    url = str(_url(env, name, required=True))
+    if re.sub(r"\{region\}", "", url).count("{") or re.sub(r"\{region\}", "", url).count("}"):
+        raise SettingsError(
+            f"{name} may hold only the placeholder {{region}}, as in {_EXAMPLES[name]} "
+            "(the value is not shown: it may hold a secret)"
+        )
+    return url
 
 
 @dataclass(frozen=True)
@@ -121,7 +142,7 @@ class Settings:
             storage_connection=connection,
             storage_account_url=account_url,
             table_name=table,
-            metrics_endpoint=str(_url(env, "SAFE_ROLLOUT_METRICS_ENDPOINT", required=True)),
+            metrics_endpoint=_metrics_endpoint(env),
             log_analytics_workspace_id=env.get("SAFE_ROLLOUT_LOG_ANALYTICS_WORKSPACE_ID", "").strip() or None,
             logs_endpoint=_url(env, "SAFE_ROLLOUT_LOGS_ENDPOINT", required=False) or "https://api.loganalytics.io",
             eventgrid_endpoint=_url(env, "SAFE_ROLLOUT_EVENTGRID_TOPIC_ENDPOINT", required=False),

@@ -104,20 +104,22 @@ def test_with_logs_latency_is_per_request_samples():
     assert len(m.green.latency_ms) == m.green.requests
     assert np.median(m.green.latency_ms) == pytest.approx(200, rel=0.15)
     (_, _, body) = next(r for r in world.emu.requests if "loganalytics" in r[1])
-    assert 'EndpointName == "fraud-scorer"' in body["query"]
+    assert "EndpointName =~ 'fraud-scorer'" in body["query"]
+    assert f"_ResourceId =~ '{world.endpoint.arm_id}'" in body["query"]
 
 
 @pytest.mark.parametrize("partial", [True, False])
-def test_partial_or_failed_logs_fall_back_to_metrics(partial):
+def test_partial_or_failed_logs_are_provider_errors_never_a_silent_fallback(partial):
     world = make_world()
     add_green(world)
     start = world.clock.now()
     world.emu.set_traffic_by_hand("fraud-scorer", {"blue": 100}, {"green": 20})
     world.advance(11)
     world.emu.faults.append(Fault("logs", status=500, times=5, partial=partial))
-    m = one(world, query(world, start), logs=True)
-    assert m.green.latency_kind == "minute"
-    assert m.green.requests > 0
+    (result,) = world.metrics(logs=True).fetch([query(world, start)])
+    assert isinstance(result, ProviderError)
+    assert "traffic log" in str(result)
+    assert ("PartialError" if partial else "HTTP 500") in str(result)
 
 
 def test_metrics_failure_is_a_value_not_an_exception():
@@ -145,7 +147,9 @@ def test_many_rollouts_share_batched_calls():
     source = world.metrics()
     results = source.fetch([query(world, start, endpoint=e) for e in endpoints])
     assert all(isinstance(r, WindowMetrics) for r in results)
-    assert source.calls["metrics"] == 3 * 3  # three metric groups, ceil(120 / 50) calls each
+    # four metric groups (endpoint request counts, endpoint P90, green's CPU and memory, green's
+    # requests at deployment scope), ceil(120 / 50) calls each
+    assert source.calls["metrics"] == 4 * 3
     assert all(r.blue.requests > 0 for r in results if isinstance(r, WindowMetrics))
 
 
