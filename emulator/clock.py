@@ -21,3 +21,7 @@ class SimClock:
         with self._lock:
             self._now += delta
             return self._now
+
+    def sleep(self, seconds: float) -> None:
+        """A wait inside the app (a request waiting for Azure) passes on the simulated clock."""
+        self.advance(timedelta(seconds=max(0.0, seconds)))

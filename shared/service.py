@@ -48,7 +48,7 @@ from shared.rollout.actions import (
 from shared.rollout.analysis import WindowMetrics
 from shared.rollout.machine import CommandKind, CommandRejectedError, StartRejectedError
 from shared.rollout.model import BUSY_REFUSAL, EndpointRef, Rollout, RolloutPhase
-from shared.rollout.observation import EndpointState, Observation
+from shared.rollout.observation import PROVISIONING_IN_PROGRESS, EndpointState, Observation
 from shared.rollout.policy import RolloutPolicy
 from shared.rollout.versions import model_of, not_newer_reason
 from shared.targets import PolicyFile
@@ -56,6 +56,10 @@ from shared.targets import PolicyFile
 log = logging.getLogger("safe_rollout")
 ACTION_ORDER: dict[type[Any], int] = {SetTraffic: 0, TagDeployment: 1, CreateDeployment: 2, DeleteDeployment: 3}
 SAVE_RETRIES = 5  # a person's command: then 409, and they can try again
+# A person's or an alert's order that meets an endpoint still applying an earlier update (about 20 s
+# in the recorded sessions) waits for it within the request, polling every URGENT_POLL_SECONDS.
+URGENT_WAIT_SECONDS = 30.0
+URGENT_POLL_SECONDS = 5.0
 ROLLBACK_RETRIES = 25  # an alert's rollback: each retry reloads; then 503 so the action group retries
 START_RETRIES = 5  # a registration racing another: look again; then fail so Event Grid redelivers
 MAX_NOTES = 20  # audit notes that change nothing (resolved alerts) kept per rollout; the rest are logged
@@ -125,6 +129,7 @@ class RolloutService:
         max_concurrency: int = 8,
         tick_budget_seconds: float = 240.0,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.store = store
         self.gateway = gateway
@@ -135,6 +140,9 @@ class RolloutService:
         self.max_concurrency = max_concurrency
         self.tick_budget_seconds = tick_budget_seconds
         self._monotonic = monotonic
+        # Waits within a request (a person's or an alert's order meeting a busy endpoint). A
+        # simulated clock (tests, the demo) sleeps on its own time.
+        self._sleep: Callable[[float], None] = sleep or getattr(clock, "sleep", None) or time.sleep
         self._lock = threading.Lock()
 
     @property
@@ -143,8 +151,12 @@ class RolloutService:
 
     # -- carrying out a decision ------------------------------------------------------------------
 
-    def _commit(self, stored: StoredRollout, decision: Decision, *, markers: Sequence[str] = ()) -> StoredRollout:
-        """Save (ETag), then act, then publish. ConflictError if someone saved first: nothing done."""
+    def _commit(
+        self, stored: StoredRollout, decision: Decision, *, markers: Sequence[str] = (), urgent: bool = False
+    ) -> StoredRollout:
+        """Save (ETag), then act, then publish. ConflictError if someone saved first: nothing done.
+        `urgent` (a person's or an alert's order): a traffic order Azure refuses because it is still
+        applying an earlier update is ordered again within the request, once the endpoint is idle."""
         now = self.clock.now()
         record = _record(stored.rollout, decision, now) if decision.record else None
         if not decision.record and not decision.actions and decision.rollout == stored.rollout and not markers:
@@ -160,6 +172,8 @@ class RolloutService:
                 decision.reason,
             )
         refused = self._act(saved.rollout, decision.actions)
+        if urgent and refused.startswith(BUSY_REFUSAL) and self._order_when_idle(saved.rollout):
+            refused = ""
         if decision.changes_traffic:
             self._reassert(saved)
         if refused:
@@ -202,6 +216,47 @@ class RolloutService:
                 return f"{_describe(action)}: {exc}"[:500] if isinstance(action, SetTraffic) else ""
         return ""
 
+    def _order_when_idle(self, rollout: Rollout) -> bool:
+        """Azure refused our order (409) because an earlier update is still being applied (one takes
+        about 20 s). A rollback must not wait for the next tick: wait here for the endpoint to be
+        idle, within URGENT_WAIT_SECONDS, and order again. True once the order was accepted."""
+        waited = 0.0
+        while waited < URGENT_WAIT_SECONDS:
+            self._sleep(URGENT_POLL_SECONDS)
+            waited += URGENT_POLL_SECONDS
+            try:
+                endpoint = self.gateway.read_endpoint(rollout.endpoint)
+            except ProviderError:
+                continue
+            if endpoint is None:
+                return False
+            if endpoint.provisioning_state in PROVISIONING_IN_PROGRESS:
+                continue
+            latest = self.store.get(rollout.id)
+            if latest is None or latest.rollout.desired != rollout.desired:
+                return False  # decided anew meanwhile: that decision orders its own split
+            try:
+                self.gateway.set_traffic(rollout.endpoint, rollout.desired)
+            except OperationInProgressError:
+                continue
+            except ProviderError as exc:
+                log.warning("rollout %s: ordering %s again failed: %s", rollout.id, rollout.desired.describe(), exc)
+                return False
+            log.info(
+                "rollout %s: ordered %s after Azure's earlier update (%.0f s)",
+                rollout.id,
+                rollout.desired.describe(),
+                waited,
+            )
+            return True
+        log.warning(
+            "rollout %s: the endpoint is still busy after %.0f s; the next tick orders %s",
+            rollout.id,
+            waited,
+            rollout.desired.describe(),
+        )
+        return False
+
     def _reassert(self, saved: StoredRollout) -> None:
         """The endpoint has no ETag: if a newer decision was saved while we set traffic, ours may
         have landed after theirs. Re-apply the newest decision's split."""
@@ -216,6 +271,8 @@ class RolloutService:
             )
             try:
                 self.gateway.set_traffic(latest.rollout.endpoint, latest.rollout.desired)
+            except OperationInProgressError:
+                self._order_when_idle(latest.rollout)  # ours is being applied: theirs goes next
             except ProviderError as exc:
                 log.warning("rollout %s: re-applying traffic failed, next tick retries: %s", saved.rollout.id, exc)
 
@@ -527,7 +584,7 @@ class RolloutService:
                 raise NotFoundError(rollout_id)
             decision = self._command_decision(stored, kind, actor=actor, reason=reason)
             try:
-                saved = self._commit(stored, decision)
+                saved = self._commit(stored, decision, urgent=True)
             except EndpointBusyError as exc:
                 raise CommandRejectedError(f"{kind} is not possible: {exc}") from exc
             except ConflictError:
@@ -624,7 +681,7 @@ class RolloutService:
             else:
                 decision = self._note(rollout, now, f"alert {notice.rule} resolved", actor)
             try:
-                saved = self._commit(stored, decision, markers=[key])
+                saved = self._commit(stored, decision, markers=[key], urgent=True)
             except EndpointBusyError as exc:
                 log.warning("alert %s not applied to rollout %s: %s", notice.alert_id, rollout.id, exc)
                 return f"not applied: {exc}"

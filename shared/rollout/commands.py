@@ -183,7 +183,13 @@ def apply_command(
         if phase != P.PAUSED or rollout.resume_to is None:
             raise CommandRejectedError(f"only a paused rollout can resume (it is {phase})")
         back_to = rollout.resume_to
-        update: dict[str, Any] = {"phase": back_to, "resume_to": None, "consecutive_errors": 0}
+        update: dict[str, Any] = {
+            "phase": back_to,
+            "resume_to": None,
+            "consecutive_errors": 0,
+            "endpoint_busy_since": None,  # a fresh order gets the full patience with a busy endpoint
+            "last_action_error": "",
+        }
         reorder = back_to in EXPOSED_PHASES or back_to == P.ROLLING_BACK
         if back_to in EXPOSED_PHASES:
             # Judge afresh from now: the person accepted the stage by resuming.
@@ -230,6 +236,8 @@ def apply_command(
                 "stage_started_at": now,
                 "smoke_passed": None,
                 "consecutive_errors": 0,
+                "endpoint_busy_since": None,
+                "last_action_error": "",
                 "step": -1,
             }
         )

@@ -112,6 +112,7 @@ ENDPOINT_GONE_AFTER = 3
 # How long an endpoint busy with an update (ours or anyone's) is waited for before each further
 # tick counts as an error. Traffic updates take tens of seconds; ten minutes is far past that.
 ENDPOINT_UPDATE_PATIENCE = timedelta(minutes=10)
+PATIENCE = format_duration(ENDPOINT_UPDATE_PATIENCE)
 
 
 def decide(rollout: Rollout, policy: RolloutPolicy, observation: Observation, now: datetime) -> Decision:
@@ -121,6 +122,8 @@ def decide(rollout: Rollout, policy: RolloutPolicy, observation: Observation, no
     make progress this tick) the stage's own timeout, then the limit on errors in a row. So every
     active phase ends, or is handed to a person, in bounded time whatever Azure answers.
     """
+    if rollout.traffic_confirmed and rollout.endpoint_busy_since is not None:
+        rollout = rollout.model_copy(update={"endpoint_busy_since": None})  # that wait is over
     if rollout.phase.terminal:
         return _cleanup(rollout, observation, now)
     if _past_deadline(rollout, policy, now):
@@ -276,7 +279,7 @@ def _order_again(rollout: Rollout, policy: RolloutPolicy, now: datetime, endpoin
         )
     if _busy(endpoint):
         waited = format_duration(now - since)
-        why = f"the endpoint has been {endpoint.provisioning_state} for {waited}; our split is not applied ({found})"
+        why = f"the endpoint has been {endpoint.provisioning_state} for {waited}, past the {PATIENCE} allowed ({found})"
         return _overdue(rollout, policy, now) or _count_error(rollout, policy, now, why, why)
     refused = f": Azure said {rollout.last_action_error}" if rollout.last_action_error else ""
     why = f"traffic not applied yet ({found}){refused}"
@@ -344,10 +347,20 @@ def _endpoint_missing(rollout: Rollout, policy: RolloutPolicy, now: datetime) ->
 
 def _rolling_back(rollout: Rollout, policy: RolloutPolicy, endpoint: EndpointState, now: datetime) -> Decision:
     actual = endpoint.traffic
-    if actual.live_of(rollout.green) == 0 and actual.mirror_of(rollout.green) == 0 and not _busy(endpoint):
+    green_dry = actual.live_of(rollout.green) == 0 and actual.mirror_of(rollout.green) == 0
+    busy_too_long = (
+        _busy(endpoint)
+        and rollout.endpoint_busy_since is not None
+        and now - rollout.endpoint_busy_since >= ENDPOINT_UPDATE_PATIENCE
+    )
+    if green_dry and (not _busy(endpoint) or busy_too_long):
+        # While an update runs the endpoint shows the split that still serves (the recorded
+        # sessions): green dry there is green dry now. An update that never ends does not keep
+        # the rollout (and the endpoint) from finishing once the patience is spent.
         finish_as = rollout.finish_as or P.ROLLED_BACK
         cause = rollout.rollback_reason or rollout.last_reason
-        return finish(rollout, policy, now, finish_as, f"{cause} (green holds no traffic)")
+        note = f"; the endpoint still reads {endpoint.provisioning_state}" if busy_too_long else ""
+        return finish(rollout, policy, now, finish_as, f"{cause} (green holds no traffic{note})")
     if not _blue_can_serve(rollout, endpoint):
         why = (
             f"cannot roll back: blue {rollout.blue} no longer exists and green {rollout.green} serves "

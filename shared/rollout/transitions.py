@@ -128,6 +128,8 @@ def enter_stage(
             "desired": split,
             "traffic_confirmed": split == rollout.desired and rollout.traffic_confirmed,
             "consecutive_errors": 0,
+            "endpoint_busy_since": None,
+            "last_action_error": "",
         }
     )
     why = f"{reason}; starting {stage_label(policy, phase, step)}"
@@ -168,6 +170,7 @@ def begin_rollback(
             "traffic_confirmed": held and rollout.traffic_confirmed and split == rollout.desired,
             "consecutive_errors": 0,
             "last_action_error": "",
+            "endpoint_busy_since": None,
             "rollback_reason": reason,
         }
     )
@@ -185,7 +188,7 @@ def begin_rollback(
 
 def finish(rollout: Rollout, policy: RolloutPolicy, now: datetime, phase: RolloutPhase, reason: str) -> Decision:
     """Land a rollback in its final phase: keep green for people to read, then delete it."""
-    update: dict[str, Any] = {"phase": phase, "finish_as": None, "traffic_confirmed": True}
+    update: dict[str, Any] = {"phase": phase, "finish_as": None, "traffic_confirmed": True, "endpoint_busy_since": None}
     actions: list[Action] = []
     if phase.terminal:
         update["finished_at"] = now

@@ -105,3 +105,43 @@ def test_a_rollback_lands_only_when_the_update_that_removes_green_has_finished()
     done = decide(shown.rollout, POLICY, observe(rolling), T0 + minutes(5))
     assert done.rollout.phase == P.ROLLED_BACK
     assert done.reason.startswith("green is slow")  # the cause, not the last wait
+
+
+def test_a_rollback_whose_endpoint_never_stops_updating_finishes_once_green_is_dry_and_patience_spent():
+    mirroring = _ordered_mirror().model_copy(update={"traffic_confirmed": True})
+    from shared.rollout.transitions import begin_rollback
+
+    rolling = begin_rollback(mirroring, T0 + minutes(3), "green is slow").rollout
+    now = T0 + minutes(4)
+    for _ in range(int(ENDPOINT_UPDATE_PATIENCE / minutes(1)) + 2):
+        decision = decide(rolling, POLICY, _busy(rolling), now)  # shows blue 100%, green dry, Updating
+        rolling = decision.rollout
+        now += minutes(1)
+        if rolling.phase != P.ROLLING_BACK:
+            break
+    assert rolling.phase == P.ROLLED_BACK
+    assert "still reads Updating" in decision.reason
+    assert rolling.consecutive_errors == 0
+
+
+def test_the_wait_for_a_busy_endpoint_starts_afresh_with_each_new_order():
+    """A wait spent in one rollback does not shorten the patience of a later order (after an
+    abort and a retry, or a pause and a resume)."""
+    from shared.rollout.machine import CommandKind, apply_command
+
+    mirroring = _ordered_mirror().model_copy(update={"traffic_confirmed": True})
+    aborted = apply_command(mirroring, POLICY, CommandKind.ABORT, T0 + minutes(3), actor="ana").rollout
+    waiting = decide(aborted, POLICY, _busy(aborted), T0 + minutes(4)).rollout
+    assert waiting.endpoint_busy_since == T0 + minutes(4)
+    done = decide(waiting, POLICY, observe(waiting), T0 + minutes(5)).rollout
+    assert done.phase == P.ABORTED
+    assert done.endpoint_busy_since is None
+    retried = apply_command(done, POLICY, CommandKind.RETRY, T0 + minutes(60), actor="ana").rollout
+    assert retried.endpoint_busy_since is None
+    # Its next order meets an endpoint busy with that very update: a wait, not an error.
+    ordered = _ordered_mirror().model_copy(update={"endpoint_busy_since": T0 + minutes(4)})
+    resumed = ordered.model_copy(update={"phase": P.PAUSED, "resume_to": P.MIRRORING})
+    resumed = apply_command(resumed, POLICY, CommandKind.RESUME, T0 + minutes(60), actor="ana").rollout
+    after = decide(resumed, POLICY, _busy(resumed), T0 + minutes(61))
+    assert after.rollout.consecutive_errors == 0
+    assert "waiting for Azure" in after.reason

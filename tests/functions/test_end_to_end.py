@@ -117,14 +117,15 @@ def test_smoke_test_failure_never_mirrors_and_deletes_green(fns, azurite, table_
 def test_alert_during_canary_orders_the_rollback_in_the_same_request(harness):
     harness.register("2")
     harness.tick_until(lambda: harness.phase() == P.CANARY)
-    harness.azure_applies()  # the canary split is in place
+    # The alert arrives while Azure is still applying the canary split: it refuses a second PUT
+    # (409), so the request waits for that update to end and then orders the rollback.
+    assert harness.world.emu.endpoints["fraud-scorer"].body["properties"]["provisioningState"] == "Updating"
     response = harness.alert(alert_payload(harness))
     assert response.status_code == 200
     body = json.loads(response.get_body())
-    # The traffic update was started in the request; Azure applies it in tens of seconds.
     assert body["rollouts"][0]["outcome"] == "rolled back (RollingBack)"
-    assert harness.world.emu.endpoints["fraud-scorer"].body["properties"]["provisioningState"] == "Updating"
-    assert harness.until_traffic_lands() == 0
+    assert harness.rollout().last_action_error == ""  # ordered, not left for the next tick
+    assert harness.until_traffic_lands() == 0  # Azure applies it in tens of seconds; no tick needed
     assert harness.world.emu.current_split("fraud-scorer") == TrafficSplit(live={"blue": 100})
     harness.tick()  # seen holding blue 100%: the rollback is complete
     assert harness.phase() == P.ROLLED_BACK

@@ -118,6 +118,10 @@ def test_rollback_wins_a_race_with_a_promotion():
         if raced:
             break
     assert raced, "the promotion never happened; the race was not exercised"
+    # Within the tick and the command, without another tick: once Azure's updates end, blue has it all.
+    world.clock.advance(world.emu.endpoint_update * 3)
+    world.emu.settle()
+    assert world.emu.current_split("fraud-scorer") == TrafficSplit(live={"blue": 100})
     for _ in range(3):
         world.advance(1)
         service.reconcile_all()
