@@ -53,25 +53,36 @@ _READ_ONLY_PROPERTIES = ("provisioningState", "scoringUri", "swaggerUri")
 _READ_ONLY_IDENTITY = ("principalId", "tenantId")
 
 
+def _writable_identity(identity: dict[str, Any]) -> dict[str, Any]:
+    """ManagedServiceIdentity without what ARM fills in: its principalId and tenantId, and each
+    user-assigned identity's principalId and clientId (sent as `{}`, as ARM documents)."""
+    out = {k: v for k, v in identity.items() if k not in _READ_ONLY_IDENTITY}
+    if isinstance(out.get("userAssignedIdentities"), dict):
+        out["userAssignedIdentities"] = {key: {} for key in out["userAssignedIdentities"]}
+    return out
+
+
 def _writable_endpoint(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
         raise ValueError("the endpoint has no properties object")
     out = {k: v for k, v in body.items() if k not in _READ_ONLY}
     out["properties"] = {k: v for k, v in body["properties"].items() if k not in _READ_ONLY_PROPERTIES}
     if isinstance(body.get("identity"), dict):
-        out["identity"] = {k: v for k, v in body["identity"].items() if k not in _READ_ONLY_IDENTITY}
+        out["identity"] = _writable_identity(body["identity"])
     return out
 
 
 def _writable_deployment(body: Any) -> dict[str, Any]:
     """A deployment as Azure returned it, without its read-only fields (REST spec 2025-12-01,
-    OnlineDeployment: id, name, type, systemData, properties.provisioningState)."""
+    OnlineDeployment: id, name, type, systemData, properties.provisioningState, the identity's ids)."""
     if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
         raise ValueError("the deployment has no properties object")
     out = {k: v for k, v in body.items() if k not in _READ_ONLY}
-    out["properties"] = {k: v for k, v in body["properties"].items() if k != "provisioningState"}
+    # Not the property bag: Azure writes its own entries there (AzureAsyncOperationUri, ...); it is
+    # the deployment's metadata, not how it serves.
+    out["properties"] = {k: v for k, v in body["properties"].items() if k not in ("provisioningState", "properties")}
     if isinstance(body.get("identity"), dict):
-        out["identity"] = {k: v for k, v in body["identity"].items() if k not in _READ_ONLY_IDENTITY}
+        out["identity"] = _writable_identity(body["identity"])
     return out
 
 

@@ -62,8 +62,9 @@ def test_green_is_a_copy_of_blue_with_the_new_model_and_is_not_waited_for():
     # Every serving field carries over, maxQueueWait included (azure-ai-ml's entities would drop it).
     assert props["requestSettings"] == blue["requestSettings"]
     assert {k: v for k, v in props.items() if k != "model"} == {
-        k: v for k, v in blue.items() if k not in ("model", "provisioningState")
+        k: v for k, v in blue.items() if k not in ("model", "provisioningState", "properties")
     }
+    assert "properties" not in props  # Azure's own property bag entries stay with blue
     assert body["sku"]["capacity"] == 2
     assert body["tags"] == {"rollout-role": "RELEASE_CANDIDATE"}
     # returned at once: still provisioning on the simulated clock (Azure shows a new deployment as
