@@ -22,6 +22,22 @@ from urllib3 import HTTPResponse
 from emulator.azure import Emulator
 
 
+def requests_response(
+    request: requests.PreparedRequest, status: int, headers: dict[str, str], payload: bytes, reason: str | None = None
+) -> requests.Response:
+    """A `requests` response, as an HTTP server would have sent it, for an in-process adapter."""
+    response = requests.Response()
+    response.status_code = status
+    response.headers = CaseInsensitiveDict(headers)
+    response.raw = HTTPResponse(body=io.BytesIO(payload), headers=headers, status=status, preload_content=False)
+    response._content = payload
+    response.url = str(request.url)
+    response.request = request
+    response.reason = reason or ("OK" if status < 400 else "Error")
+    response.encoding = "utf-8"
+    return response
+
+
 class EmulatorAdapter(BaseAdapter):
     def __init__(self, emulator: Emulator) -> None:
         super().__init__()
@@ -36,16 +52,7 @@ class EmulatorAdapter(BaseAdapter):
         status, headers, payload = self.emulator.handle(
             str(request.method), str(request.url), dict(request.headers), body or None
         )
-        response = requests.Response()
-        response.status_code = status
-        response.headers = CaseInsensitiveDict(headers)
-        response.raw = HTTPResponse(body=io.BytesIO(payload), headers=headers, status=status, preload_content=False)
-        response._content = payload
-        response.url = str(request.url)
-        response.request = request
-        response.reason = "OK" if status < 400 else "Error"
-        response.encoding = "utf-8"
-        return response
+        return requests_response(request, status, headers, payload)
 
     def close(self) -> None:
         pass

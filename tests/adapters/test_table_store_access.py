@@ -11,7 +11,6 @@ Here the real azure-data-tables client talks to a stand-in that answers like Tab
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from typing import Any
@@ -20,9 +19,8 @@ import pytest
 import requests
 from azure.core.credentials import AccessToken
 from azure.core.pipeline.transport import RequestsTransport
-from requests.structures import CaseInsensitiveDict
-from urllib3 import HTTPResponse
 
+from emulator.transport import requests_response
 from shared.adapters.table_store import table_store_with_credential
 from shared.ports import ProviderError
 
@@ -67,16 +65,7 @@ class TableStorage(requests.adapters.BaseAdapter):
             headers["x-ms-error-code"] = code
             body = {"odata.error": {"code": code, "message": {"lang": "en-US", "value": code}}}
         payload = json.dumps(body).encode() if body is not None else b""
-        response = requests.Response()
-        response.status_code = status
-        response.headers = CaseInsensitiveDict(headers)
-        response.raw = HTTPResponse(body=io.BytesIO(payload), headers=headers, status=status, preload_content=False)
-        response._content = payload
-        response.url = str(request.url)
-        response.request = request
-        response.reason = "OK" if status < 400 else "Error"
-        response.encoding = "utf-8"
-        return response
+        return requests_response(request, status, headers, payload)
 
     def close(self) -> None:
         pass

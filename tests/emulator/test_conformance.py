@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.emulated import make_world
+from tests.shapes import key_paths as shape_of
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "azure-samples"
 # Keys whose value is a map with free-form keys ("string" placeholders, names of deployments...).
@@ -22,17 +23,8 @@ FREE_FORM = {
 }
 
 
-def key_paths(value: Any, prefix: str = "") -> set[str]:
-    paths: set[str] = set()
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            path = f"{prefix}.{key}" if prefix else key
-            paths.add(path)
-            if path.split("[].")[-1] not in FREE_FORM:
-                paths |= key_paths(inner, path)
-    elif isinstance(value, list) and value:
-        paths |= key_paths(value[0], f"{prefix}[]")
-    return paths
+def key_paths(value: Any) -> set[str]:
+    return shape_of(value, FREE_FORM)
 
 
 def sample(name: str, status: str = "200") -> dict[str, Any]:

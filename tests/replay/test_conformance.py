@@ -29,6 +29,7 @@ from emulator.azure import Emulator
 from emulator.clock import SimClock
 from emulator.transport import emulator_transport
 from tests.replay.transport import body_bytes, load
+from tests.shapes import key_paths as shape_of
 
 RECORDINGS = [
     "azure-ai-ml/test_online_deployment.pyTestOnlineDeploymenttest_online_deployment.json",
@@ -52,17 +53,8 @@ SCOPE = re.compile(
 )
 
 
-def key_paths(value: Any, prefix: str = "") -> set[str]:
-    paths: set[str] = set()
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            path = f"{prefix}.{key}" if prefix else key
-            paths.add(path)
-            if path.split("[].")[-1] not in FREE_FORM:
-                paths |= key_paths(inner, path)
-    elif isinstance(value, list) and value:
-        paths |= key_paths(value[0], f"{prefix}[]")
-    return paths
+def key_paths(value: Any) -> set[str]:
+    return shape_of(value, FREE_FORM)
 
 
 def _date(entry: dict[str, Any]) -> datetime | None:

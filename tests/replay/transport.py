@@ -13,7 +13,6 @@ poller thread's failure would otherwise be swallowed).
 from __future__ import annotations
 
 import base64
-import io
 import json
 import threading
 from collections.abc import Mapping
@@ -25,8 +24,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import requests
 from azure.core.pipeline.transport import RequestsTransport
 from requests.adapters import BaseAdapter
-from requests.structures import CaseInsensitiveDict
-from urllib3 import HTTPResponse
+
+from emulator.transport import requests_response
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "recordings"
 # The body of a recorded response is stored decoded; these headers described the encoded bytes.
@@ -121,16 +120,7 @@ class _ReplayAdapter(BaseAdapter):
                 continue
             headers[name] = ", ".join(value) if isinstance(value, list) else str(value)
         payload = body_bytes(entry.get("ResponseBody"))
-        response = requests.Response()
-        response.status_code = status
-        response.headers = CaseInsensitiveDict(headers)
-        response.raw = HTTPResponse(body=io.BytesIO(payload), headers=headers, status=status, preload_content=False)
-        response._content = payload
-        response.url = str(request.url)
-        response.request = request
-        response.reason = "recorded"
-        response.encoding = "utf-8"
-        return response
+        return requests_response(request, status, headers, payload, reason="recorded")
 
     def close(self) -> None:
         pass
