@@ -100,7 +100,7 @@ class LogAnalytics:
                 "the emulator runs only the documented query form Safe Rollout sends (see log_analytics.py)"
             )
         start, end = _kql_datetime(m["start"]), _kql_datetime(m["end"])
-        end = min(end, self.clock.now() - self.metrics_lag)
+        end = min(end, self.clock.now() - (self.logs_lag if self.logs_lag is not None else self.metrics_lag))
         endpoint = m["endpoint"]
         resource = m["resource"]
         if resource is not None and resource.lower() != self.endpoint_id(endpoint).lower():

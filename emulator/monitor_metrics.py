@@ -147,6 +147,10 @@ class MonitorMetrics:
             )
         if (fault := self._fault("metrics")) is not None:
             return self._fault_response(fault)
+        # A fault on one metric's calls only, e.g. "metrics:CpuUtilizationPercentage".
+        for name in query.get("metricnames", "").split(","):
+            if name and (fault := self._fault(f"metrics:{name}")) is not None:
+                return self._fault_response(fault)
         try:
             return _json(200, {"values": self._batch(m[1], query, body)})
         except MetricsError as exc:

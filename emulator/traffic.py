@@ -98,9 +98,11 @@ class EndpointTraffic:
 class TrafficSimulator:
     """Generates traffic minute by minute, lazily, up to the simulated clock."""
 
-    # Log rows kept per deployment per minute (the traffic log has one row per request; a sample
-    # keeps memory bounded at scale while the metrics keep exact counts).
-    MAX_LOG_ROWS_PER_MINUTE = 400
+    # Log rows kept per deployment per minute. The traffic log has one row per request, and the
+    # adapter refuses a log that holds far fewer rows than the requests metrics count, so every
+    # request up to this many a minute is kept (an endpoint allows 500 requests/s; 5000 a minute per
+    # deployment covers every scenario here while memory stays bounded at scale).
+    MAX_LOG_ROWS_PER_MINUTE = 5000
 
     def __init__(self, start: datetime, seed: int = 0, *, keep_logs: bool = True) -> None:
         self.rng = np.random.default_rng(seed)

@@ -86,10 +86,14 @@ MIRROR_GAP_MIN = 20
 MIRROR_GAP_SHARE = 0.05
 # A deployment with this many traffic-log rows expected but none returned: the log does not cover it.
 MIN_EXPECTED_LOG_ROWS = 30
+# The traffic log must hold at least this share of the requests metrics counted (or of the sample).
+LOG_COVERAGE_MIN = 0.8
 _REGION = re.compile(r"^[a-z0-9]+$")
 _ENDPOINT_ID = re.compile(
-    r"^/subscriptions/[0-9A-Za-z-]+/resourceGroups/[A-Za-z0-9._()-]+/providers/"
-    r"Microsoft\.MachineLearningServices/workspaces/[A-Za-z0-9_-]+/onlineEndpoints/[A-Za-z0-9-]+$",
+    # Resource group names may hold any Unicode letter or digit, `_`, `-`, `.`, `(`, `)` (ARM naming
+    # rules); never a quote or a backslash, so the id is safe inside a KQL string literal.
+    r"^/subscriptions/[0-9A-Za-z-]+/resourceGroups/[\w.()-]+/providers/"
+    r"Microsoft\.MachineLearningServices/workspaces/[A-Za-z0-9_-]+/onlineEndpoints/[A-Za-z0-9-]+\Z",
     re.IGNORECASE,
 )
 
@@ -301,7 +305,7 @@ class MonitorMetrics:
                 continue
             latency[p] = self._by_deployment(url, users, ENDPOINT_NAMESPACE, metric, start, end)
         greens = sorted({q.endpoint.deployment_arm_id(q.green) for q in qs})
-        # Resource metrics are vetoes only: if they fail, the checks see no minutes and never hold.
+        # CPU and memory of each green (a failed read is a provider error for that rollout).
         resources = self._series(
             url,
             greens,
@@ -374,6 +378,10 @@ class MonitorMetrics:
                 ):
                     if rid in batch.errors:
                         return ProviderError(f"{what} of {name} not read: {batch.errors[rid]}")
+        green_rid = q.endpoint.deployment_arm_id(q.green).lower()
+        if green_rid in resources.errors:
+            # CPU and memory ceilings are checks too: unread, the stage is not judged (never passed).
+            return ProviderError(f"green's CPU and memory not read: {resources.errors[green_rid]}")
         samples = self._request_samples(q)
         if isinstance(samples, ProviderError):
             return samples
@@ -419,13 +427,24 @@ class MonitorMetrics:
         return WindowMetrics(start=q.start, end=q.end, green=metrics[q.green], blue=metrics[q.blue] if q.blue else None)
 
     def _log_coverage(self, name: str, requests: int, rows: int) -> str | None:
-        """No traffic-log rows for a deployment that served many requests: the log does not cover it
-        (diagnostic settings, or mirrored copies not logged); judging without it would be unjudged."""
+        """The traffic log must cover the window metrics counted: no rows for a deployment that served
+        many requests (diagnostic settings off, mirrored copies not logged), or far fewer rows than
+        the requests (Log Analytics has not caught up with the newest minutes: its ingestion takes
+        20 s to 3 min, Learn "Log data ingestion time in Azure Monitor"). Judging on what it holds
+        would miss what happened last, so the window is not judged."""
         expected = min(requests, self._log_sample)
-        if rows == 0 and expected >= MIN_EXPECTED_LOG_ROWS:
+        if expected < MIN_EXPECTED_LOG_ROWS:
+            return None
+        if rows == 0:
             return (
                 f"the traffic log has no rows for {name} although metrics count {requests} requests "
                 "(is AmlOnlineEndpointTrafficLog enabled in the endpoint's diagnostic settings?)"
+            )
+        if rows < LOG_COVERAGE_MIN * expected:
+            return (
+                f"the traffic log holds {rows} rows for {name} where metrics count {requests} requests "
+                f"(at least {LOG_COVERAGE_MIN:.0%} of {expected} expected): Log Analytics has not caught up "
+                "with the window; if this persists, raise the policy's analysis.ingestion_lag"
             )
         return None
 

@@ -120,7 +120,7 @@ _RESOURCE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$")
 
 
 def is_valid_resource_name(name: str) -> bool:
-    return bool(_RESOURCE_NAME.match(name))
+    return bool(_RESOURCE_NAME.fullmatch(name))  # fullmatch: `$` would accept a trailing newline
 
 
 class WorkspaceRef(Frozen):
@@ -174,6 +174,8 @@ class EndpointRef(Frozen):
 class ModelRef(Frozen):
     name: str
     version: str
+    # The Azure ML registry holding this version; None for a model registered in the workspace.
+    registry: str | None = None
 
     @property
     def label(self) -> str:
