@@ -66,8 +66,8 @@ class Emulator(MachineLearningControlPlane, Scoring, MonitorMetrics, LogAnalytic
     deployment_deletion: timedelta = timedelta(minutes=2)  # no recording: UNVERIFIED
     endpoint_deletion: timedelta = timedelta(minutes=20)  # Learn tutorial: "approximately 20 minutes"
     metrics_lag: timedelta = timedelta(minutes=1)
-    # Log Analytics ingestion takes 20 s to 3 min on average (Learn, "Log data ingestion time in Azure
-    # Monitor"); None: as late as the metrics.
+    # How late the traffic log is behind the clock (Log Analytics' ingestion delay: UNVERIFIED, see
+    # docs/AZURE-FACTS-USED.md); None: as late as the metrics.
     logs_lag: timedelta | None = None
     # The recorded polls carry no Retry-After (azure-core then waits its own polling interval:
     # 30 s for endpoints, 5 s for deployments in the recordings). An int sends that header.

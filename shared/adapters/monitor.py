@@ -429,9 +429,9 @@ class MonitorMetrics:
     def _log_coverage(self, name: str, requests: int, rows: int) -> str | None:
         """The traffic log must cover the window metrics counted: no rows for a deployment that served
         many requests (diagnostic settings off, mirrored copies not logged), or far fewer rows than
-        the requests (Log Analytics has not caught up with the newest minutes: its ingestion takes
-        20 s to 3 min, Learn "Log data ingestion time in Azure Monitor"). Judging on what it holds
-        would miss what happened last, so the window is not judged."""
+        the requests (Log Analytics has not caught up with the newest minutes; its ingestion delay
+        is UNVERIFIED here, see docs/AZURE-FACTS-USED.md). Judging on what it holds would miss
+        what happened last, so the window is not judged."""
         expected = min(requests, self._log_sample)
         if expected < MIN_EXPECTED_LOG_ROWS:
             return None
