@@ -505,21 +505,30 @@ class MonitorMetrics:
         more: dict[str, tuple[str, ...] | None] | None = None,
     ) -> _Batch:
         """An endpoint-scope metric split by deployment, filtered to the deployments the queries
-        compare. Endpoints are packed into calls of at most 50 ids and MAX_FILTER_NAMES names."""
+        compare. Endpoints go 50 to a call (the batch API's limit)."""
         wanted: dict[str, set[str]] = defaultdict(set)
         for q in qs:
             wanted[q.endpoint.arm_id] |= {d.lower() for d in (q.blue, q.green) if d}
         out = _Batch()
-        chunk: list[str] = []
-        names: set[str] = set()
-        for rid in sorted(wanted):
-            if chunk and (len(chunk) >= BATCH or len(names | wanted[rid]) > MAX_FILTER_NAMES):
-                self._merge(out, self._call(url, chunk, namespace, metric, names, start, end, more))
-                chunk, names = [], set()
-            chunk.append(rid)
-            names |= wanted[rid]
-        if chunk:
-            self._merge(out, self._call(url, chunk, namespace, metric, names, start, end, more))
+        ids = sorted(wanted)
+        for chunk in _chunks(ids, BATCH):
+            names: set[str] = set().union(*(wanted[rid] for rid in chunk))
+            # Few names: filter to them. Many (endpoints with other deployment names): every
+            # deployment ('*'), so 50 endpoints still take one call; `top` and the truncation check
+            # keep that safe (an endpoint holds at most 20 deployments).
+            self._merge(
+                out,
+                self._call(
+                    url,
+                    list(chunk),
+                    namespace,
+                    metric,
+                    names if len(names) <= MAX_FILTER_NAMES else None,
+                    start,
+                    end,
+                    more,
+                ),
+            )
         return out
 
     def _call(
@@ -528,12 +537,15 @@ class MonitorMetrics:
         ids: list[str],
         namespace: str,
         metric: str,
-        names: set[str],
+        names: set[str] | None,
         start: datetime,
         end: datetime,
         more: dict[str, tuple[str, ...] | None] | None,
     ) -> _Batch:
-        split: dict[str, tuple[str, ...] | None] = {"deployment": tuple(sorted(names)), **(more or {})}
+        split: dict[str, tuple[str, ...] | None] = {
+            "deployment": tuple(sorted(names)) if names is not None else None,
+            **(more or {}),
+        }
         return self._series(url, ids, namespace, [metric], split, start, end)
 
     @staticmethod

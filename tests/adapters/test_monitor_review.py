@@ -54,3 +54,33 @@ def test_green_cpu_and_memory_unread_is_a_provider_error_not_a_pass():
 def test_a_name_with_a_trailing_newline_is_not_a_valid_resource_name():
     assert is_valid_resource_name("green")
     assert not is_valid_resource_name("green\n")
+
+
+def test_endpoints_with_their_own_deployment_names_still_share_batched_calls():
+    """120 endpoints whose blues and greens all have different names: still ceil(120 / 50) calls per
+    metric group (the filter becomes every deployment rather than splitting the batch)."""
+    from shared.rollout.analysis import WindowMetrics
+    from tests.adapters.test_monitor import CODES
+
+    world = make_world()
+    for i in range(120):
+        name = f"ep-{i:03d}"
+        world.emu.add_endpoint(name, rpm=60)
+        world.emu.add_deployment(name, f"blue-{i:03d}", ("fraud-model", "1"), traffic=100)
+        world.emu.add_deployment(name, f"green-{i:03d}", ("fraud-model", "2"))
+    start = world.clock.now()
+    world.advance(3)
+    queries = []
+    for i in range(120):
+        endpoint = world.endpoint.model_copy(update={"name": f"ep-{i:03d}"})
+        q = query(world, start, endpoint=endpoint)
+        queries.append(
+            q.__class__(**{**q.__dict__, "blue": f"blue-{i:03d}", "green": f"green-{i:03d}", "error_codes": CODES})
+        )
+    source = world.metrics()
+    results = source.fetch(queries)
+    assert all(isinstance(r, WindowMetrics) for r in results), [r for r in results if not isinstance(r, WindowMetrics)][
+        :2
+    ]
+    assert source.calls["metrics"] == 4 * 3
+    assert all(r.blue is not None and r.blue.requests > 0 for r in results if isinstance(r, WindowMetrics))
