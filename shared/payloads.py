@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shared.rollout.model import ModelRef, WorkspaceRef
+from shared.rollout.model import ModelRef, WorkspaceRef, is_valid_resource_name
 
 MODEL_REGISTERED = "Microsoft.MachineLearningServices.ModelRegistered"
 MODEL_DEPLOYED = "Microsoft.MachineLearningServices.ModelDeployed"
@@ -32,6 +32,14 @@ class ModelRegistration(BaseModel):
     workspace: WorkspaceRef
     model: ModelRef
     tags: dict[str, str] = {}
+    # Who started it by hand (POST /api/rollouts); None when Event Grid delivered the registration.
+    actor: str | None = None
+    reason: str = ""
+
+    @property
+    def trigger(self) -> str:
+        """What started the rollout, as the rollout records it."""
+        return f"manual:{self.actor}" if self.actor is not None else f"event:{self.event_id}"
 
 
 class EventSeen(BaseModel):
@@ -430,3 +438,64 @@ def parse_override(body: bytes) -> OverrideBody:
         return OverrideBody.model_validate_json(body or b"{}")
     except ValidationError as exc:
         raise PayloadError(_first_error(exc)) from None
+
+
+# --- a rollout started by hand (POST /api/rollouts) ----------------------------------------------
+
+# Learn, "Share models, components, and environments across workspaces with registries": a
+# deployment names a registry model as azureml://registries/{registry}/models/{name}/versions/{version}.
+_REGISTRY_MODEL = re.compile(
+    r"^azureml://registries/(?P<registry>[A-Za-z0-9][A-Za-z0-9_-]{1,62})"
+    r"/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$"
+)
+_SHORT_MODEL = re.compile(r"^(?P<name>[^:/]+):(?P<version>[^:/]+)$")
+
+
+class StartBody(OverrideBody):
+    endpoint: str = Field(min_length=1, max_length=64)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_name(cls, value: str) -> str:
+        if not is_valid_resource_name(value):
+            raise ValueError("not an online endpoint name (3-32 letters, digits or hyphens, a letter first)")
+        return value
+
+    workspace: str | None = Field(default=None, max_length=400)
+    model: str = Field(min_length=1, max_length=600)
+
+
+def parse_model_text(text: str) -> ModelRef:
+    """`name:version`, or a registry model's id `azureml://registries/{r}/models/{n}/versions/{v}`."""
+    text = text.strip()
+    found = _REGISTRY_MODEL.match(text) or _SHORT_MODEL.match(text)
+    if not found:
+        raise PayloadError(
+            f"model must be name:version or azureml://registries/{{registry}}/models/{{name}}/versions/{{version}}, "
+            f"got {text[:100]!r}"
+        )
+    name, version = found["name"], found["version"]
+    if not _MODEL_NAME.match(name):
+        raise PayloadError(f"not a valid model name: {name[:100]!r}")
+    if not _VERSION.match(version):
+        raise PayloadError(f"not a valid model version: {version[:64]!r}")
+    registry = found.groupdict().get("registry")
+    return ModelRef(name=name, version=version, registry=registry)
+
+
+def parse_start(body: bytes) -> tuple[StartBody, ModelRef, WorkspaceRef | None]:
+    """The body of POST /api/rollouts: who asks, which endpoint, which model, maybe which workspace."""
+    if len(body) > 16 * 1024:
+        raise PayloadError("request body is larger than 16 KiB")
+    try:
+        parsed = StartBody.model_validate_json(body or b"{}")
+    except ValidationError as exc:
+        raise PayloadError(_first_error(exc)) from None
+    model = parse_model_text(parsed.model)
+    workspace = None
+    if parsed.workspace:
+        try:
+            workspace = WorkspaceRef.parse(parsed.workspace)
+        except ValueError as exc:
+            raise PayloadError(f"workspace: {exc}") from None
+    return parsed, model, workspace

@@ -10,6 +10,7 @@ its split, so the last word on traffic is always the latest decision's (rollback
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import threading
 import time
@@ -47,7 +48,7 @@ from shared.rollout.actions import (
 )
 from shared.rollout.analysis import WindowMetrics
 from shared.rollout.machine import CommandKind, CommandRejectedError, StartRejectedError
-from shared.rollout.model import BUSY_REFUSAL, EndpointRef, Rollout, RolloutPhase
+from shared.rollout.model import BUSY_REFUSAL, EndpointRef, ModelRef, Rollout, RolloutPhase, WorkspaceRef
 from shared.rollout.observation import PROVISIONING_IN_PROGRESS, EndpointState, Observation
 from shared.rollout.policy import RolloutPolicy
 from shared.rollout.versions import model_of, not_newer_reason
@@ -67,6 +68,19 @@ MAX_NOTES = 20  # audit notes that change nothing (resolved alerts) kept per rol
 
 class NotFoundError(LookupError):
     pass
+
+
+class EndpointNotFoundError(ProviderError):
+    """The endpoint a rollout would start on was not found in Azure (an event is delivered again:
+    ARM reads can miss a resource for a while; a person is told so)."""
+
+
+class StartRefusedError(ValueError):
+    """A rollout started by hand that the policy file does not allow (no target sends it there)."""
+
+
+class WorkspaceNeededError(StartRefusedError):
+    """A rollout started by hand without a workspace, where the policy file does not name just one."""
 
 
 class _LookAgainError(Exception):
@@ -449,6 +463,56 @@ class RolloutService:
             "the event will be delivered again"
         )
 
+    def start_by_hand(
+        self,
+        *,
+        endpoint: str,
+        model: ModelRef,
+        workspace: WorkspaceRef | None,
+        actor: str,
+        reason: str = "",
+    ) -> StartOutcome:
+        """A rollout a person starts (POST /api/rollouts): the same path as a ModelRegistered event,
+        with the same policy matching, idempotency and refusals. The workspace may be left out when
+        the policy's targets for this model all name the same one. StartRefusedError when the
+        policy file does not send this model to this endpoint; EndpointNotFoundError when Azure has
+        no such endpoint; ProviderError when Azure or storage cannot be read."""
+        policies = self.policies
+        if workspace is None:
+            # Event Grid names the workspace in every event (its topic); a person may leave it out
+            # only where the policy leaves no doubt.
+            named = {
+                (t.workspace or "").lower(): WorkspaceRef.parse(t.workspace) if t.workspace else None
+                for t in policies.targets
+                if fnmatch.fnmatchcase(model.name, t.model)
+            }
+            only = next(iter(named.values())) if len(named) == 1 else None
+            if only is None:
+                raise WorkspaceNeededError(
+                    "give the workspace (its ARM id, /subscriptions/{sub}/resourceGroups/{rg}/providers/"
+                    "Microsoft.MachineLearningServices/workspaces/{ws}): the policy file's targets for model "
+                    f"{model.name} do not name exactly one workspace"
+                )
+            workspace = only
+        # A target that takes its endpoint from a model tag is asked about the endpoint named here.
+        tags = {t.endpoint_tag: endpoint for t in policies.targets if t.endpoint_tag}
+        matched = policies.match(workspace, model.name, tags)
+        if isinstance(matched, str):
+            raise StartRefusedError(matched)
+        if matched[1].lower() != endpoint.lower():
+            raise StartRefusedError(
+                f"the policy file sends model {model.name} to endpoint {matched[1]}, not {endpoint}"
+            )
+        registration = ModelRegistration(
+            event_id=f"manual-{self.clock.now().strftime('%Y%m%dT%H%M%S')}",
+            workspace=workspace,
+            model=model,
+            tags=tags,
+            actor=actor,
+            reason=reason,
+        )
+        return self.start(registration)
+
     def _start_once(
         self, registration: ModelRegistration, endpoint_ref: EndpointRef, policy: RolloutPolicy
     ) -> StartOutcome:
@@ -463,7 +527,7 @@ class RolloutService:
         if endpoint is None:
             # Never believed at once (ARM reads can miss a resource for a while): the delivery fails
             # and Event Grid brings it again; an endpoint the policy names wrongly ends dead-lettered.
-            raise ProviderError(
+            raise EndpointNotFoundError(
                 f"endpoint {endpoint_ref.name} was not found in workspace {registration.workspace.workspace}; "
                 "the event will be delivered again (check the policy file if the endpoint does not exist)"
             )
@@ -476,7 +540,14 @@ class RolloutService:
         now = self.clock.now()
         try:
             decision = machine.plan_start(
-                endpoint_ref, registration.model, endpoint, policy, now, trigger=f"event:{registration.event_id}"
+                endpoint_ref,
+                registration.model,
+                endpoint,
+                policy,
+                now,
+                trigger=registration.trigger,
+                actor=registration.actor,
+                note=registration.reason,
             )
         except StartRejectedError as exc:
             log.warning("rejected %s: %s", label, exc)
@@ -549,7 +620,9 @@ class RolloutService:
                 endpoint,
                 policy,
                 now,
-                trigger=f"event:{registration.event_id}",
+                trigger=registration.trigger,
+                actor=registration.actor,
+                note=registration.reason,
                 blue_hint=None if blue_gone else current.blue,
             )
         except StartRejectedError as exc:

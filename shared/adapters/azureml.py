@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.ports import OperationInProgressError, ProviderError
 from shared.rollout.actions import CreateDeployment
-from shared.rollout.model import EndpointRef, TrafficSplit
+from shared.rollout.model import EndpointRef, ModelRef, TrafficSplit
 from shared.rollout.observation import DeploymentState, EndpointState, SmokeResult
 
 if TYPE_CHECKING:
@@ -84,6 +84,17 @@ def _writable_deployment(body: Any) -> dict[str, Any]:
     if isinstance(body.get("identity"), dict):
         out["identity"] = _writable_identity(body["identity"])
     return out
+
+
+def _registry_asset(model: ModelRef) -> str | None:
+    """A registry model's asset id, which a deployment in any workspace may name as its model
+    (Learn, "Share models, components, and environments across workspaces with registries",
+    https://learn.microsoft.com/azure/machine-learning/how-to-share-models-pipelines-across-workspaces-with-registries:
+    `model: azureml://registries/<registry-name>/models/<model-name>/versions/<version>`);
+    None for a workspace model."""
+    if model.registry is None:
+        return None
+    return f"azureml://registries/{model.registry}/models/{model.name}/versions/{model.version}"
 
 
 def _http_error(response: Any) -> str:
@@ -245,7 +256,7 @@ class AzureMLGateway:
             self._copy_deployment(endpoint, action, action.copy_from)
             return
         ml = self._ml(endpoint)
-        model = f"azureml:{action.model.name}:{action.model.version}"
+        model = _registry_asset(action.model) or f"azureml:{action.model.name}:{action.model.version}"
         try:
             if template := self._template_for(endpoint):
                 fields = dict(template)
@@ -289,7 +300,8 @@ class AzureMLGateway:
                 raise ProviderError(f"{what}: reading {blue}: {_http_error(read)}")
             body = _writable_deployment(read.json())
             body["properties"]["model"] = (
-                f"{endpoint.workspace.arm_id}/models/{action.model.name}/versions/{action.model.version}"
+                _registry_asset(action.model)
+                or f"{endpoint.workspace.arm_id}/models/{action.model.name}/versions/{action.model.version}"
             )
             body["tags"] = dict(action.tags)
             url = f"{base}{endpoint.deployment_arm_id(action.name)}?api-version={ARM_API_VERSION}"

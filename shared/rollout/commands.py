@@ -266,8 +266,11 @@ def plan_start(
     *,
     trigger: str,
     blue_hint: str | None = None,
+    actor: str | None = None,
+    note: str = "",
 ) -> Decision:
-    """A new rollout for `model`: find blue (the deployment holding all live traffic), name green."""
+    """A new rollout for `model`: find blue (the deployment holding all live traffic), name green.
+    `actor`: the person who started it by hand (the audit trail's actor), else the trigger."""
     live = endpoint.traffic.live
     if blue_hint is not None:
         blue: str | None = blue_hint
@@ -307,7 +310,10 @@ def plan_start(
         trigger=trigger,
         region=endpoint.location,
     )
-    why = f"{model.label} registered; green {green} will be a copy of " + (blue or "the policy template")
+    started = f"started by {actor}" if actor is not None else "registered"
+    why = f"{model.label} {started}; green {green} will be a copy of " + (blue or "the policy template")
+    if note:
+        why += f" ({note})"
     create = CreateDeployment(
         name=green, model=model, copy_from=blue, tags={ROLE_TAG: ROLE_CANDIDATE, ROLLOUT_TAG: rollout.id}
     )
@@ -316,7 +322,7 @@ def plan_start(
         actions=(create,),
         events=(event(rollout, "Started", why),),
         reason=why,
-        actor=trigger,
+        actor=actor if actor is not None else trigger,
         record=True,
     )
 

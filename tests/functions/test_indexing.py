@@ -14,6 +14,7 @@ EXPECTED = {
     "reconcile_timer": ("timerTrigger", None),
     "alert_webhook": ("httpTrigger", "alerts"),
     "list_rollouts": ("httpTrigger", "rollouts"),
+    "start_rollout": ("httpTrigger", "rollouts"),
     "get_rollout": ("httpTrigger", "rollouts/{rollout_id}"),
     "override_rollout": ("httpTrigger", "rollouts/{rollout_id}/{action}"),
     "openapi": ("httpTrigger", "openapi.json"),

@@ -12,6 +12,7 @@ import azure.functions as func
 ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/api/openapi\.json$"), "openapi"),
     ("GET", re.compile(r"^/api/rollouts$"), "list_rollouts"),
+    ("POST", re.compile(r"^/api/rollouts$"), "start_rollout"),
     ("GET", re.compile(r"^/api/rollouts/(?P<rollout_id>[^/]+)/report$"), "rollout_report"),
     ("GET", re.compile(r"^/api/rollouts/(?P<rollout_id>[^/]+)$"), "get_rollout"),
     ("POST", re.compile(r"^/api/rollouts/(?P<rollout_id>[^/]+)/(?P<action>[^/]+)$"), "override_rollout"),
@@ -19,6 +20,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 ]
 REASONS = {
     200: "OK",
+    201: "Created",
     400: "Bad Request",
     401: "Unauthorized",
     404: "Not Found",

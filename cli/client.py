@@ -1,0 +1,84 @@
+"""The HTTP API as the CLI sees it: one injectable transport, and errors sorted by who can fix them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import requests
+
+# (method, path under /api such as "/rollouts", query params, JSON body) -> (status, JSON body).
+# Tests route it to the function handlers; `http_transport` sends it over HTTPS.
+Transport = Callable[[str, str, Mapping[str, str] | None, Any], tuple[int, Any]]
+TIMEOUT_SECONDS = 30
+
+
+class ApiRefusedError(Exception):
+    """The API answered 4xx: the request was understood and refused (exit code 1)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class UnavailableError(Exception):
+    """The API answered 5xx or could not be reached: try again later (exit code 3)."""
+
+
+def http_transport(base_url: str, key: str | None) -> Transport:
+    """Requests to `{base_url}/api{path}` with the function key in `x-functions-key`."""
+    root = base_url.rstrip("/")
+    if not root.endswith("/api"):
+        root += "/api"
+    headers = {"Accept": "application/json"}
+    if key:
+        headers["x-functions-key"] = key
+
+    def send(method: str, path: str, params: Mapping[str, str] | None, body: Any) -> tuple[int, Any]:
+        try:
+            response = requests.request(
+                method, root + path, params=dict(params or {}), json=body, headers=headers, timeout=TIMEOUT_SECONDS
+            )
+        except requests.RequestException as exc:
+            raise UnavailableError(f"cannot reach {root}: {exc}") from None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {"detail": response.text[:500]}
+        return response.status_code, payload
+
+    return send
+
+
+class Client:
+    def __init__(self, transport: Transport) -> None:
+        self._send = transport
+
+    def call(self, method: str, path: str, params: Mapping[str, str] | None = None, body: Any = None) -> Any:
+        try:
+            status, payload = self._send(method, path, params, body)
+        except UnavailableError:
+            raise
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            raise UnavailableError(f"cannot reach the API: {exc}") from None
+        if status >= 500:
+            detail = payload.get("detail", "") if isinstance(payload, dict) else ""
+            raise UnavailableError(f"the service is unavailable ({status}): {detail or 'try again shortly'}")
+        if status >= 400:
+            detail = payload.get("detail") or payload.get("title") if isinstance(payload, dict) else None
+            raise ApiRefusedError(status, str(detail or payload))
+        return payload
+
+    def list(self, **filters: str | None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in filters.items() if v}
+        return list(self.call("GET", "/rollouts", params)["rollouts"])
+
+    def get(self, rollout_id: str) -> dict[str, Any]:
+        return dict(self.call("GET", f"/rollouts/{rollout_id}"))
+
+    def command(self, rollout_id: str, action: str, actor: str, reason: str) -> dict[str, Any]:
+        return dict(self.call("POST", f"/rollouts/{rollout_id}/{action}", None, {"actor": actor, "reason": reason}))
+
+    def start(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.call("POST", "/rollouts", None, body))
