@@ -12,6 +12,8 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from demo.story import demo_environment, run_story
@@ -24,20 +26,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=Path("reports/demo-report.html"))
     parser.add_argument("--plain", action="store_true", help="print decisions as lines instead of a live view")
     args = parser.parse_args(argv)
-    quiet = ("azure", "safe_rollout", "safe_rollout.events", "safe_rollout.functions")
-    levels = {name: logging.getLogger(name).level for name in quiet}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for name in quiet:  # the view tells the story; the app's own logs would drown it
-                logging.getLogger(name).setLevel(logging.CRITICAL)
+        with quiet():
             return _run(args)
     except KeyboardInterrupt:
         print("interrupted: Azurite and the emulator were stopped", file=sys.stderr)
         return 130
-    finally:
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """No log output and no warnings in the demo's process while the story runs: the view tells it.
+
+    Setting levels on a few loggers is not enough: azure-ai-ml gives some of its module loggers
+    (azure.ai.ml, azure.ai.ml._utils._endpoint_utils, ...) their own INFO level and a stderr handler,
+    so "Check: endpoint ... exists" and polling dots would cut through the live view and the plain
+    lines. `logging.disable` holds for every logger, whatever its level or handler, and is undone on exit.
+    """
+    previous = logging.root.manager.disable
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.CRITICAL)
+        try:
+            yield
+        finally:
+            logging.disable(previous)
 
 
 def _run(args: argparse.Namespace) -> int:

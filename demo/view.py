@@ -81,9 +81,11 @@ class LiveView:
                 line.append(f"{r.model.label:<15} ", style="bold")
                 colour = "red" if "RollingBack" in (d.to_phase,) or "RolledBack" in (d.to_phase,) else "cyan"
                 line.append(f"{d.from_phase:>11} → {d.to_phase:<12}", style=colour)
-                line.append(f" {d.reason[:110]}" + (f"  [{d.actor}]" if d.actor != "safe-rollout" else ""))
+                # Plain lines carry the whole reason (logs, CI); the live view cuts it to fit its pane.
+                reason = d.reason if self.plain else d.reason[:110]
+                line.append(f" {reason}" + (f"  [{d.actor}]" if d.actor != "safe-rollout" else ""))
                 if self.plain:
-                    self.console.print(line)
+                    self.console.print(line, soft_wrap=True)  # one decision, one line, however long
                 else:
                     self._lines = [*self._lines[-14:], line]
             rows.append((r, decisions))

@@ -17,19 +17,108 @@ The first target that matches wins. A model no target matches is ignored, with a
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
+import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from shared.rollout.model import Frozen, WorkspaceRef, is_valid_resource_name
 from shared.rollout.policy import RolloutPolicy
 
 
 class PolicyFileError(ValueError):
-    """The policy file cannot be read or is invalid; the message says where."""
+    """The policy file cannot be read or is invalid; the message says where, one line per problem:
+    `<file>: <path, e.g. targets[1].policy.steps[0].percent>: <problem>`."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems = tuple(problems) or (message,)
+
+
+def error_path(loc: Sequence[int | str]) -> str:
+    """A pydantic error location as people write it: ('targets', 1, 'policy') -> targets[1].policy."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _model_at(root: type[BaseModel], keys: Sequence[int | str]) -> type[BaseModel] | None:
+    """The model whose fields are found at `keys` below `root` (a policy's dict is a RolloutPolicy)."""
+    model: type[BaseModel] | None = root
+    for key in keys:
+        if model is None:
+            return None
+        if isinstance(key, int):
+            continue
+        if (model is PolicyFile and key == "defaults") or (model is Target and key == "policy"):
+            model = RolloutPolicy
+            continue
+        field = model.model_fields.get(key)
+        found = _models_in(field.annotation) if field is not None else []
+        model = found[0] if found else None
+    return model
+
+
+def describe_error(error: Any, root: type[BaseModel]) -> str:
+    """One pydantic error as a plain sentence (no pydantic boilerplate); `root` is what was validated."""
+    kind, loc, message = error["type"], tuple(error["loc"]), str(error["msg"])
+    if kind == "policy":  # already described (a policy's problem re-located under its target or defaults)
+        return message
+    if kind == "extra_forbidden":
+        model = _model_at(root, loc[:-1])
+        known = sorted(model.model_fields) if model is not None else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown field {loc[-1]!r}{hint}" + (f" (known: {', '.join(known)})" if known else "")
+    if kind == "missing":
+        return "required field is missing"
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    message = message.replace("Tuple should", "List should")  # what YAML calls it
+    value = error.get("input")
+    if kind not in ("value_error", "assertion_error") and not isinstance(value, dict | list | tuple | BaseModel):
+        message += f" (got {value!r})"
+    return message
+
+
+def describe_errors(exc: ValidationError, root: type[BaseModel], *, prefix: str = "") -> list[str]:
+    """One line per problem: `<prefix><path>: <problem>`, in the order pydantic found them."""
+    lines: list[str] = []
+    for error in exc.errors():
+        line = f"{prefix}{error_path(error['loc'])}: {describe_error(error, root)}"
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
+# The fields RolloutPolicy's whole-policy checks read (steps increase, stage durations).
+_WHOLE_POLICY_FIELDS = {"mirror", "steps", "bake"}
+
+
+def _from_defaults(loc: Sequence[int | str], override: Any, defaults: Any) -> bool:
+    """Whether the value at `loc` of a merged policy came from `defaults` (not the target's `policy`)."""
+    for key in loc:
+        if isinstance(override, dict) and key in override:
+            if not isinstance(override[key], dict):  # the target replaced it whole (a list, a value)
+                return False
+            override = override[key]
+            defaults = defaults.get(key) if isinstance(defaults, dict) else None
+            continue
+        return isinstance(defaults, dict) and key in defaults
+    return False
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -72,11 +161,39 @@ class PolicyFile(Frozen):
 
     @model_validator(mode="after")
     def _policies_are_valid(self) -> PolicyFile:
+        problems: list[InitErrorDetails] = []
+        seen: set[tuple[tuple[int | str, ...], str]] = set()
+        try:
+            RolloutPolicy.model_validate(self.defaults)
+            defaults_alone: set[str] = set()
+        except ValidationError as exc:  # only to tell whether a whole-policy problem is the defaults' own
+            defaults_alone = {describe_error(e, RolloutPolicy) for e in exc.errors() if not e["loc"]}
         for i, target in enumerate(self.targets):
             try:
                 self.policy_for(target)
             except ValidationError as exc:
-                raise ValueError(f"targets[{i}] ({target.model}): {exc}") from None
+                for error in exc.errors():
+                    loc = tuple(error["loc"])
+                    problem = describe_error(error, RolloutPolicy)
+                    # A problem in `defaults` is reported there once, not against every target.
+                    if _from_defaults(loc, target.policy, self.defaults) or (
+                        not loc and problem in defaults_alone and not _WHOLE_POLICY_FIELDS & set(target.policy)
+                    ):
+                        where: tuple[int | str, ...] = ("defaults", *loc)
+                    else:
+                        where = ("targets", i, "policy", *loc)
+                    if (where, problem) in seen:
+                        continue
+                    seen.add((where, problem))
+                    problems.append(
+                        InitErrorDetails(
+                            type=PydanticCustomError("policy", "{problem}", {"problem": problem}),
+                            loc=where,
+                            input=error.get("input"),
+                        )
+                    )
+        if problems:
+            raise ValidationError.from_exception_data(type(self).__name__, problems)
         return self
 
     def policy_for(self, target: Target) -> RolloutPolicy:
@@ -112,8 +229,13 @@ def load_policy_file(path: Path) -> PolicyFile:
     except FileNotFoundError:
         raise PolicyFileError(f"policy file {path} not found (SAFE_ROLLOUT_POLICY_FILE)") from None
     except yaml.YAMLError as exc:
-        raise PolicyFileError(f"policy file {path} is not valid YAML: {exc}") from None
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PolicyFileError(f"policy file {path} is not valid YAML{at}: {problem}") from None
     try:
         return PolicyFile.model_validate(raw or {})
     except ValidationError as exc:
-        raise PolicyFileError(f"policy file {path} is invalid: {exc}") from None
+        problems = describe_errors(exc, PolicyFile, prefix=f"{path}: ")
+        count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
+        raise PolicyFileError("\n".join([f"policy file {path} is invalid ({count}):", *problems]), problems) from None

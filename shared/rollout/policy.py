@@ -204,11 +204,18 @@ class RolloutPolicy(Frozen):
         percents = [s.percent for s in self.steps]
         if percents != sorted(set(percents)):
             raise ValueError(f"canary steps must strictly increase, got {percents}")
-        for stage in [self.mirror, *self.steps]:
+        stages = [("mirror", self.mirror), *((f"steps[{i}]", s) for i, s in enumerate(self.steps))]
+        for name, stage in stages:
             if stage is not None and stage.max_duration < stage.min_duration:
-                raise ValueError("a stage's max_duration must be at least its min_duration")
+                raise ValueError(
+                    f"{name}.max_duration ({format_duration(stage.max_duration)}) must be at least "
+                    f"its min_duration ({format_duration(stage.min_duration)})"
+                )
         if self.bake.max_duration < self.bake.duration:
-            raise ValueError("bake.max_duration must be at least bake.duration")
+            raise ValueError(
+                f"bake.max_duration ({format_duration(self.bake.max_duration)}) must be at least "
+                f"bake.duration ({format_duration(self.bake.duration)})"
+            )
         return self
 
     def looks_per_stage(self) -> int:
