@@ -334,14 +334,23 @@ class AzureMLGateway:
             raise ProviderError(f"tagging {deployment}: {_describe(exc)}") from exc
 
     def delete_deployment(self, endpoint: EndpointRef, deployment: str) -> None:
-        from azure.core.exceptions import AzureError, ResourceNotFoundError
+        """Start the delete (ARM answers 202 and deletes in the background) and return. Plain ARM
+        REST: azure-ai-ml's begin_delete would leave a polling thread behind, printing progress dots
+        to stdout for minutes."""
+        from azure.core.exceptions import AzureError
+        from azure.core.rest import HttpRequest
 
+        url = f"{self._arm_base(endpoint)}{endpoint.deployment_arm_id(deployment)}?api-version={ARM_API_VERSION}"
+        what = f"deleting deployment {deployment}"
         try:
-            self._ml(endpoint).online_deployments.begin_delete(deployment, endpoint.name)
-        except ResourceNotFoundError:
-            return
+            response = self._arm().send_request(HttpRequest("DELETE", url))
         except AzureError as exc:
-            raise ProviderError(f"deleting deployment {deployment}: {_describe(exc)}") from exc
+            raise ProviderError(f"{what}: {_describe(exc)}") from exc
+        if response.status_code in (200, 202, 204, 404):
+            return  # started, done, or already gone
+        if response.status_code == 409:
+            raise OperationInProgressError(f"{what}: {_http_error(response)}")
+        raise ProviderError(f"{what}: {_http_error(response)}")
 
     def smoke_test(self, endpoint: EndpointRef, deployment: str, requests: Sequence[dict[str, Any]]) -> SmokeResult:
         from azure.core.exceptions import AzureError

@@ -69,6 +69,7 @@ NEEDS: dict[str, set[str]] = {
     'HttpRequest("GET"': {W + "onlineEndpoints/read", W + "onlineEndpoints/deployments/read"},
     'HttpRequest("PUT"': {W + "onlineEndpoints/write", W + "onlineEndpoints/deployments/write"},
     'HttpRequest("PATCH"': {W + "onlineEndpoints/deployments/write"},
+    'HttpRequest("DELETE"': {W + "onlineEndpoints/deployments/delete"},
     # a smoke test's request to the scoring URI (not ARM): aad_token endpoints check score/action
     'HttpRequest("POST"': {W + "onlineEndpoints/score/action"},
     # long-running operations (Azure-AsyncOperation / Location headers of PUT and DELETE)
