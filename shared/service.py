@@ -539,16 +539,7 @@ class RolloutService:
             return self._supersede(active, registration, endpoint_ref, endpoint, policy)
         now = self.clock.now()
         try:
-            decision = machine.plan_start(
-                endpoint_ref,
-                registration.model,
-                endpoint,
-                policy,
-                now,
-                trigger=registration.trigger,
-                actor=registration.actor,
-                note=registration.reason,
-            )
+            decision = self._plan(registration, endpoint_ref, endpoint, policy, now)
         except StartRejectedError as exc:
             log.warning("rejected %s: %s", label, exc)
             return StartOutcome("rejected", str(exc))
@@ -593,6 +584,29 @@ class RolloutService:
         production = model_of(deployment.model) if deployment is not None else None
         return not_newer_reason(model, production, f"production ({serving})")
 
+    @staticmethod
+    def _plan(
+        registration: ModelRegistration,
+        endpoint_ref: EndpointRef,
+        endpoint: EndpointState,
+        policy: RolloutPolicy,
+        now: datetime,
+        *,
+        blue_hint: str | None = None,
+    ) -> Decision:
+        """The start of a rollout for a registration (an event or a person's request)."""
+        return machine.plan_start(
+            endpoint_ref,
+            registration.model,
+            endpoint,
+            policy,
+            now,
+            trigger=registration.trigger,
+            actor=registration.actor,
+            note=registration.reason,
+            blue_hint=blue_hint,
+        )
+
     def _supersede(
         self,
         active: StoredRollout,
@@ -614,16 +628,8 @@ class RolloutService:
         )
         try:
             # With blue gone, the newer version starts from what serves now (not from a blue that is gone).
-            new = machine.plan_start(
-                endpoint_ref,
-                registration.model,
-                endpoint,
-                policy,
-                now,
-                trigger=registration.trigger,
-                actor=registration.actor,
-                note=registration.reason,
-                blue_hint=None if blue_gone else current.blue,
+            new = self._plan(
+                registration, endpoint_ref, endpoint, policy, now, blue_hint=None if blue_gone else current.blue
             )
         except StartRejectedError as exc:
             log.warning("rejected %s: %s", label, exc)
