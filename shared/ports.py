@@ -77,6 +77,7 @@ class MetricsQuery:
     error_codes: tuple[str, ...]
     percentile: float
     region: str = ""  # the endpoint's Azure region; metrics:getBatch is regional and per subscription
+    tail_percentile: float | None = None  # the tail check's percentile, read per minute too
 
 
 @dataclass(frozen=True)

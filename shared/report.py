@@ -81,10 +81,48 @@ def duration_text(span: timedelta) -> str:
 _VERDICT_WORDS = {"Pass": "within", "Fail": "exceeds", "Inconclusive": "higher, not yet significant"}
 
 
+_BOUND_WORDS = {"Pass": "proven within", "Fail": "proven worse than", "Inconclusive": "not yet proven within"}
+
+
+def _signed_points(rate: float) -> str:
+    return ("+" if rate >= 0 else "-") + points(abs(rate))
+
+
+def _bounds_words(e: CheckResult) -> str | None:
+    """A check judged by confidence bounds: the estimate, the bounds and the margin they decided on."""
+    ev = e.evidence
+    lower, upper = _num(ev.get("lower")), _num(ev.get("upper"))
+    leave, catch, est = _num(ev.get("leave_alone")), _num(ev.get("max_increase")), _num(ev.get("increase"))
+    if leave is None or catch is None or est is None:
+        return None
+    verdict = str(e.verdict)
+    margin = leave if verdict == "Fail" else catch
+    words = _BOUND_WORDS.get(verdict, verdict.lower())
+    if e.check == "errors":
+        green, blue = _num(ev.get("green_rate")), _num(ev.get("blue_rate"))
+        lo = _signed_points(lower) if lower is not None else "-∞"
+        hi = _signed_points(upper) if upper is not None else "+∞"
+        head = f"errors: green {pct(green or 0)} vs blue {pct(blue or 0)} ({_signed_points(est)})"
+        return f"{head}, bounds {lo} .. {hi}: {words} {_signed_points(margin)}"
+    q = _num(ev.get("percentile"))
+    green, blue = _num(ev.get("green_ms")), _num(ev.get("blue_ms"))
+    name = "latency" if e.check == "latency" else "slow tail"
+    lo = f"{1 + lower:.2f}x" if lower is not None else "0x"
+    hi = f"{1 + upper:.2f}x" if upper is not None else "∞"
+    if green is not None and blue is not None and q is not None:
+        head = f"{name}: green P{q:g} {green:.0f} ms vs blue {blue:.0f} ms ({1 + est:.2f}x)"
+    else:
+        head = f"{name}: green {1 + est:.2f}x blue's per-minute P{q or 0:g}"
+    return f"{head}, bounds {lo} .. {hi}: {words} {1 + margin:.2f}x"
+
+
 def evidence_words(e: CheckResult) -> str:
     """One check's evidence as a sentence, numbers rounded for people (raw values kept elsewhere)."""
     ev = e.evidence
     verdict = str(e.verdict)
+    bounded = _bounds_words(e) if e.check in ("errors", "latency", "tail") else None
+    if bounded is not None:
+        return bounded
     p_value = _num(ev.get("p_value"))
     tail = f" ({p_text(p_value)})" if p_value is not None else ""
     if e.check == "errors":

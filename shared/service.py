@@ -336,6 +336,7 @@ class RolloutService:
             error_codes=p.errors.status_codes,
             percentile=p.latency.percentile,
             region=(observation.endpoint.location if observation.endpoint is not None else "") or r.region,
+            tail_percentile=p.tail_latency.percentile if p.tail_latency.enabled else None,
         )
 
     def _with_metrics(self, pairs: list[tuple[StoredRollout, Observation]]) -> list[tuple[StoredRollout, Observation]]:

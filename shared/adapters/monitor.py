@@ -20,8 +20,19 @@ How the numbers are read (sources in docs/AZURE-FACTS-USED.md and shared/adapter
 - Truncation. With a filter, Azure returns at most `top` series per resource (default 10). We ask
   for `MAX_SERIES`, ordered by average descending, and treat a metric that comes back with that
   many series as partial: the rollout gets a ProviderError rather than a judgement on some series.
-- Latency. `RequestLatency_P50/P90/P95/P99` (Average, by deployment): one call per percentile, so a
-  refused percentile fails only the rollouts that use it.
+  Where one filtered call asks several metrics (a latency and a tail percentile), the series of all
+  of them for a resource are counted against `top` too, in case Azure counts `top` per resource
+  (the spec's words) rather than per metric.
+- Latency. `RequestLatency_P50/P90/P95/P99` (Average, by deployment). A rollout reads the latency
+  check's percentile and, when the tail check runs (`MetricsQuery.tail_percentile`), the tail's, both
+  in one call (comma-separated `metricnames`); rollouts asking for the same percentiles share calls,
+  so the tail adds a metric name, never a call per rollout, and a refused percentile fails only the
+  rollouts that ask for it. A tail percentile Azure does not publish, or a tail metric Azure did not
+  answer, is a ProviderError for that rollout: a check that cannot run is never passed.
+- Per minute. Each deployment's window is also kept minute by minute (`DeploymentMetrics.minutes`):
+  the requests and errors of the minute, counted the same way as the totals (which are their
+  sums), and the minute's latency and tail percentiles. Minutes with no requests and no latency
+  value are left out.
 - Mirrored traffic. Whether endpoint-scope metrics count mirrored copies is not documented. The
   deployment-scope `RequestsPerMinute` ("sent to online deployment", by envoy_response_code) counts
   what the deployment received, and mirrored copies are "copied and submitted to the green
@@ -54,7 +65,7 @@ from shared.adapters.metric_catalogue import (
     require,
 )
 from shared.ports import MetricsQuery, ProviderError, Timeline
-from shared.rollout.analysis import DeploymentMetrics, WindowMetrics
+from shared.rollout.analysis import DeploymentMetrics, MinuteSample, WindowMetrics
 from shared.rollout.model import is_valid_resource_name
 
 if TYPE_CHECKING:
@@ -213,6 +224,25 @@ class _Counts:
     errors: float = 0.0
 
 
+@dataclass(frozen=True)
+class _Percentiles:
+    """The latency metrics one rollout reads: its latency check's and, when the tail check runs, its
+    tail check's (`RequestLatency_Pxx`)."""
+
+    latency: str
+    tail: str | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The metric names of one call (a tail equal to the latency percentile is asked once)."""
+        return tuple(sorted({self.latency, *((self.tail,) if self.tail else ())}))
+
+    def what(self) -> str:
+        if self.tail is None or self.tail == self.latency:
+            return f"latency ({self.latency})" if self.tail is None else f"latency and tail latency ({self.latency})"
+        return f"latency ({self.latency}) and tail latency ({self.tail})"
+
+
 class MonitorMetrics:
     def __init__(
         self,
@@ -294,16 +324,20 @@ class MonitorMetrics:
         start = _minute(min(q.start for q in qs))
         end = max(q.end for q in qs)
         counts = self._endpoint_counts(url, qs, start, end)
-        latency: dict[int, _Batch] = {}
-        refused: dict[int, str] = {}
-        for p in sorted({self._percentile_key(q) for q in qs}):
-            users = [q for q in qs if self._percentile_key(q) == p]
-            try:
-                metric = latency_metric(p)
-            except MetricRequestError as exc:
-                refused[p] = str(exc)
-                continue
-            latency[p] = self._by_deployment(url, users, ENDPOINT_NAMESPACE, metric, start, end)
+        # Each rollout's latency (and tail) percentile metrics, read together: one call per distinct
+        # set of metric names, shared by every rollout that asks for that set.
+        wanted = [self._percentiles(q) for q in qs]
+        ok = [i for i, w in enumerate(wanted) if isinstance(w, _Percentiles)]
+
+        def names_of(i: int) -> tuple[str, ...]:
+            w = wanted[i]
+            assert isinstance(w, _Percentiles)
+            return w.names
+
+        latency: dict[tuple[str, ...], _Batch] = {}
+        for key in sorted({names_of(i) for i in ok}):
+            users = [qs[i] for i in ok if names_of(i) == key]
+            latency[key] = self._by_deployment(url, users, ENDPOINT_NAMESPACE, list(key), start, end)
         greens = sorted({q.endpoint.deployment_arm_id(q.green) for q in qs})
         # CPU and memory of each green (a failed read is a provider error for that rollout).
         resources = self._series(
@@ -319,54 +353,70 @@ class MonitorMetrics:
             url, greens, DEPLOYMENT_NAMESPACE, ["RequestsPerMinute"], {"envoy_response_code": None}, start, end
         )
         # Where the endpoint's metrics miss green's requests, read both deployments at deployment scope.
-        at_deployment = [q for q in qs if self._endpoint_misses_green(q, counts, served)]
-        dep_latency: dict[int, _Batch] = {}
+        at_deployment = [i for i in ok if self._endpoint_misses_green(qs[i], counts, served)]
+        dep_latency: dict[tuple[str, ...], _Batch] = {}
         if at_deployment:
-            blues = sorted({q.endpoint.deployment_arm_id(q.blue) for q in at_deployment if q.blue})
+            blues = sorted({qs[i].endpoint.deployment_arm_id(b) for i in at_deployment if (b := qs[i].blue)})
             extra = self._series(
                 url, blues, DEPLOYMENT_NAMESPACE, ["RequestsPerMinute"], {"envoy_response_code": None}, start, end
             )
             served.points.update(extra.points)
             served.errors.update(extra.errors)
-            for p in sorted({self._percentile_key(q) for q in at_deployment} - set(refused)):
-                users = [q for q in at_deployment if self._percentile_key(q) == p]
+            for key in sorted({names_of(i) for i in at_deployment}):
+                users = [qs[i] for i in at_deployment if names_of(i) == key]
                 ids = sorted({q.endpoint.deployment_arm_id(d) for q in users for d in (q.blue, q.green) if d})
-                dep_latency[p] = self._series(url, ids, DEPLOYMENT_NAMESPACE, [latency_metric(p)], {}, start, end)
+                dep_latency[key] = self._series(url, ids, DEPLOYMENT_NAMESPACE, list(key), {}, start, end)
         out: list[WindowMetrics | ProviderError] = []
-        for q in qs:
-            p = self._percentile_key(q)
-            mode: Literal["endpoint", "deployment"] = "deployment" if q in at_deployment else "endpoint"
+        for i, q in enumerate(qs):
+            w = wanted[i]
+            if not isinstance(w, _Percentiles):
+                out.append(w)
+                continue
+            mode: Literal["endpoint", "deployment"] = "deployment" if i in at_deployment else "endpoint"
             try:
                 out.append(
-                    self._window(q, mode, counts, latency.get(p), served, dep_latency.get(p), resources, refused.get(p))
+                    self._window(q, w, mode, counts, latency[w.names], served, dep_latency.get(w.names), resources)
                 )
             except Exception as exc:
                 out.append(ProviderError(f"metrics adapter failed: {type(exc).__name__}: {str(exc)[:300]}"))
         return out
 
     @staticmethod
-    def _percentile_key(q: MetricsQuery) -> int:
-        return int(q.percentile) if float(q.percentile).is_integer() else -1
+    def _percentiles(q: MetricsQuery) -> _Percentiles | ProviderError:
+        """The latency metrics a rollout needs, or why they cannot be read (a percentile Azure ML
+        does not publish: its check cannot run, so the rollout is not judged)."""
+        try:
+            latency = latency_metric(q.percentile)
+        except (MetricRequestError, ValueError, TypeError, OverflowError) as exc:
+            return ProviderError(f"latency percentile P{q.percentile:g} not read: {exc}")
+        if q.tail_percentile is None:
+            return _Percentiles(latency)
+        try:
+            tail = latency_metric(q.tail_percentile)
+        except (MetricRequestError, ValueError, TypeError, OverflowError) as exc:
+            return ProviderError(
+                f"tail latency percentile P{q.tail_percentile:g} not read: {exc}; the tail check cannot run"
+            )
+        return _Percentiles(latency, tail)
 
     def _window(
         self,
         q: MetricsQuery,
+        pct: _Percentiles,
         mode: Literal["endpoint", "deployment"],
         counts: _Batch,
-        latency: _Batch | None,
+        latency: _Batch,
         served: _Batch,
         dep_latency: _Batch | None,
         resources: _Batch,
-        refused: str | None,
     ) -> WindowMetrics | ProviderError:
         ep = q.endpoint.arm_id.lower()
-        if refused is not None or latency is None:
-            return ProviderError(f"latency percentile P{q.percentile:g} not read: {refused or 'not asked'}")
         names = [d for d in (q.blue, q.green) if d]
+        tail_note = "; the tail check cannot run" if pct.tail is not None else ""
         if mode == "endpoint":
-            for batch, what in ((counts, "request counts"), (latency, "latency")):
+            for batch, what in ((counts, "request counts"), (latency, pct.what())):
                 if ep in batch.errors:
-                    return ProviderError(f"{what} not read: {batch.errors[ep]}")
+                    return ProviderError(f"{what} not read: {batch.errors[ep]}{tail_note if batch is latency else ''}")
         else:
             if dep_latency is None:
                 return ProviderError("latency at deployment scope not read")
@@ -374,10 +424,11 @@ class MonitorMetrics:
                 rid = q.endpoint.deployment_arm_id(name).lower()
                 for batch, what in (
                     (served, "deployment-scope request counts"),
-                    (dep_latency, "deployment-scope latency"),
+                    (dep_latency, f"deployment-scope {pct.what()}"),
                 ):
                     if rid in batch.errors:
-                        return ProviderError(f"{what} of {name} not read: {batch.errors[rid]}")
+                        note = tail_note if batch is dep_latency else ""
+                        return ProviderError(f"{what} of {name} not read: {batch.errors[rid]}{note}")
         green_rid = q.endpoint.deployment_arm_id(q.green).lower()
         if green_rid in resources.errors:
             # CPU and memory ceilings are checks too: unread, the stage is not judged (never passed).
@@ -386,27 +437,41 @@ class MonitorMetrics:
         if isinstance(samples, ProviderError):
             return samples
         metrics: dict[str, DeploymentMetrics] = {}
+        lo, hi = _minute(q.start), q.end
         for name in names:
-            lo, hi = _minute(q.start), q.end
+            rid = q.endpoint.deployment_arm_id(name).lower()
             if mode == "endpoint":
-                c = self._endpoint_count(q, name, counts)
-                per_minute = sorted(
-                    (t, v)
-                    for _, dims, t, v in latency.points.get(ep, [])
+                by_minute = self._endpoint_minutes(q, name, counts)
+                points = [
+                    (m, t, v)
+                    for m, dims, t, v in latency.points.get(ep, [])
                     if dims.get("deployment") == name.lower() and lo <= t < hi
-                )
+                ]
             else:
-                c = self._deployment_count(q, name, served)
-                rid = q.endpoint.deployment_arm_id(name).lower()
-                per_minute = sorted(
-                    (t, v) for _, _, t, v in (dep_latency.points if dep_latency else {}).get(rid, []) if lo <= t < hi
+                by_minute = self._deployment_minutes(q, name, served)
+                points = [
+                    (m, t, v) for m, _, t, v in (dep_latency.points if dep_latency else {}).get(rid, []) if lo <= t < hi
+                ]
+            values: dict[str, dict[datetime, float]] = defaultdict(dict)
+            for m, t, v in points:
+                values[m.lower()][t] = v
+            lat_by_minute = values.get(pct.latency.lower(), {})
+            tail_by_minute = values.get(pct.tail.lower(), {}) if pct.tail is not None else {}
+            minutes = []
+            for t in sorted(set(by_minute) | set(lat_by_minute) | set(tail_by_minute)):
+                c = by_minute.get(t, _Counts())
+                sample = MinuteSample(
+                    at=t,
+                    requests=round(c.requests),
+                    errors=round(c.errors),
+                    latency_ms=lat_by_minute.get(t),
+                    tail_ms=tail_by_minute.get(t),
                 )
-            requests = round(c.requests)
-            res = sorted(
-                (t, m, v)
-                for m, _, t, v in resources.points.get(q.endpoint.deployment_arm_id(name).lower(), [])
-                if lo <= t < hi
-            )
+                if sample.requests or sample.latency_ms is not None or sample.tail_ms is not None:
+                    minutes.append(sample)
+            # The totals are the minutes' sums (a minute left out holds no request, hence no error).
+            requests = sum(s.requests for s in minutes)
+            res = sorted((t, m, v) for m, _, t, v in resources.points.get(rid, []) if lo <= t < hi)
             kind: Literal["request", "minute"]
             if samples is not None:
                 lat: tuple[float, ...] = tuple(samples.get(name.lower(), []))
@@ -415,12 +480,13 @@ class MonitorMetrics:
                 if problem:
                     return ProviderError(problem)
             else:
-                lat, kind = tuple(v for _, v in per_minute), "minute"
+                lat, kind = tuple(lat_by_minute[t] for t in sorted(lat_by_minute)), "minute"
             metrics[name] = DeploymentMetrics(
                 requests=requests,
-                errors=round(c.errors),
+                errors=sum(s.errors for s in minutes),
                 latency_ms=lat,
                 latency_kind=kind,
+                minutes=tuple(minutes),
                 cpu_percent=tuple(v for _, m, v in res if m == "CpuUtilizationPercentage"),
                 memory_percent=tuple(v for _, m, v in res if m == "CpuMemoryUtilizationPercentage"),
             )
@@ -456,28 +522,46 @@ class MonitorMetrics:
         at_deployment = self._deployment_count(q, q.green, served).requests
         return at_deployment - at_endpoint > max(MIRROR_GAP_MIN, MIRROR_GAP_SHARE * at_deployment)
 
+    @classmethod
+    def _endpoint_count(cls, q: MetricsQuery, name: str, counts: _Batch) -> _Counts:
+        return cls._total(cls._endpoint_minutes(q, name, counts).values())
+
+    @classmethod
+    def _deployment_count(cls, q: MetricsQuery, name: str, served: _Batch) -> _Counts:
+        return cls._total(cls._deployment_minutes(q, name, served).values())
+
     @staticmethod
-    def _endpoint_count(q: MetricsQuery, name: str, counts: _Batch) -> _Counts:
-        lo, hi = _minute(q.start), q.end
+    def _total(minutes: Iterable[_Counts]) -> _Counts:
         out = _Counts()
-        for _, dims, t, v in counts.points.get(q.endpoint.arm_id.lower(), []):
-            if dims.get("deployment") != name.lower() or not lo <= t < hi:
-                continue
-            out.requests += v
-            if is_error(dims.get("statuscode", ""), dims.get("modelstatuscode", ""), q.error_codes):
-                out.errors += v
+        for c in minutes:
+            out.requests += c.requests
+            out.errors += c.errors
         return out
 
     @staticmethod
-    def _deployment_count(q: MetricsQuery, name: str, served: _Batch) -> _Counts:
+    def _endpoint_minutes(q: MetricsQuery, name: str, counts: _Batch) -> dict[datetime, _Counts]:
+        """A deployment's requests and errors per minute, from the endpoint's RequestsPerMinute."""
         lo, hi = _minute(q.start), q.end
-        out = _Counts()
+        out: dict[datetime, _Counts] = defaultdict(_Counts)
+        for _, dims, t, v in counts.points.get(q.endpoint.arm_id.lower(), []):
+            if dims.get("deployment") != name.lower() or not lo <= t < hi:
+                continue
+            out[t].requests += v
+            if is_error(dims.get("statuscode", ""), dims.get("modelstatuscode", ""), q.error_codes):
+                out[t].errors += v
+        return out
+
+    @staticmethod
+    def _deployment_minutes(q: MetricsQuery, name: str, served: _Batch) -> dict[datetime, _Counts]:
+        """A deployment's requests and errors per minute, from its own RequestsPerMinute."""
+        lo, hi = _minute(q.start), q.end
+        out: dict[datetime, _Counts] = defaultdict(_Counts)
         for _, dims, t, v in served.points.get(q.endpoint.deployment_arm_id(name).lower(), []):
             if not lo <= t < hi:
                 continue
-            out.requests += v
+            out[t].requests += v
             if is_deployment_error(dims.get("envoy_response_code", ""), q.error_codes):
-                out.errors += v
+                out[t].errors += v
         return out
 
     # -- metrics ----------------------------------------------------------------------------------
@@ -488,7 +572,7 @@ class MonitorMetrics:
             url,
             qs,
             ENDPOINT_NAMESPACE,
-            "RequestsPerMinute",
+            ["RequestsPerMinute"],
             start,
             end,
             {"statusCode": None, "modelStatusCode": None},
@@ -499,13 +583,13 @@ class MonitorMetrics:
         url: str,
         qs: Sequence[MetricsQuery],
         namespace: str,
-        metric: str,
+        metrics: Sequence[str],
         start: datetime,
         end: datetime,
         more: dict[str, tuple[str, ...] | None] | None = None,
     ) -> _Batch:
-        """An endpoint-scope metric split by deployment, filtered to the deployments the queries
-        compare. Endpoints go 50 to a call (the batch API's limit)."""
+        """Endpoint-scope metrics (asked together, one call) split by deployment, filtered to the
+        deployments the queries compare. Endpoints go 50 to a call (the batch API's limit)."""
         wanted: dict[str, set[str]] = defaultdict(set)
         for q in qs:
             wanted[q.endpoint.arm_id] |= {d.lower() for d in (q.blue, q.green) if d}
@@ -522,7 +606,7 @@ class MonitorMetrics:
                     url,
                     list(chunk),
                     namespace,
-                    metric,
+                    metrics,
                     names if len(names) <= MAX_FILTER_NAMES else None,
                     start,
                     end,
@@ -536,7 +620,7 @@ class MonitorMetrics:
         url: str,
         ids: list[str],
         namespace: str,
-        metric: str,
+        metrics: Sequence[str],
         names: set[str] | None,
         start: datetime,
         end: datetime,
@@ -546,7 +630,7 @@ class MonitorMetrics:
             "deployment": tuple(sorted(names)) if names is not None else None,
             **(more or {}),
         }
-        return self._series(url, ids, namespace, [metric], split, start, end)
+        return self._series(url, ids, namespace, list(metrics), split, start, end)
 
     @staticmethod
     def _merge(into: _Batch, batch: _Batch) -> None:
@@ -592,13 +676,15 @@ class MonitorMetrics:
                 for rid in chunk:
                     out.errors[rid.lower()] = reason
                 continue
-            answered: set[str] = set()
+            answered: dict[str, set[str]] = defaultdict(set)  # resource -> metric names answered
+            series: dict[str, int] = defaultdict(int)  # resource -> series returned, every metric
             for result in results:
                 wrong_grain = result.granularity is not None and result.granularity != MINUTE
                 for metric in result.metrics:
                     # The result names no resource; each metric's id is "{resource id}/providers/...".
                     rid = str(metric.id or "").lower().split("/providers/microsoft.insights/metrics/")[0]
-                    answered.add(rid)
+                    answered[rid].add(str(metric.name).lower())
+                    series[rid] += len(metric.timeseries)
                     if wrong_grain:
                         out.errors[rid] = f"Azure answered at {result.granularity}, not one minute"
                         continue
@@ -617,8 +703,20 @@ class MonitorMetrics:
                             if math.isfinite(value):
                                 out.points[rid].append((metric.name, dims, _minute(point.timestamp), value))
             for rid in chunk:
-                if rid.lower() not in answered:
-                    out.errors.setdefault(rid.lower(), f"Azure returned no {', '.join(names)} for the resource")
+                key = rid.lower()
+                missing = [n for n in names if n.lower() not in answered.get(key, set())]
+                if missing:
+                    # Every metric asked must come back: one missing (a tail percentile, say) is not a
+                    # metric without data, and its check cannot run.
+                    out.errors.setdefault(key, f"Azure returned no {', '.join(missing)} for the resource")
+                elif filt and len(names) > 1 and series[key] >= self._max_series:
+                    # Should `top` count series per resource rather than per metric (the spec says
+                    # "per resource ID"), several metrics in one call share it.
+                    out.errors.setdefault(
+                        key,
+                        f"{', '.join(names)}: Azure returned {series[key]} series for the resource, the most "
+                        "asked for (top); the rest may have been cut, so the values would be partial",
+                    )
         return out
 
     # -- timeline ---------------------------------------------------------------------------------
@@ -632,7 +730,7 @@ class MonitorMetrics:
         start, end = _minute(query.start), query.end
         ep_key = query.endpoint.arm_id.lower()
         counts = self._endpoint_counts(url, [query], start, end)
-        latency = self._by_deployment(url, [query], ENDPOINT_NAMESPACE, metric, start, end)
+        latency = self._by_deployment(url, [query], ENDPOINT_NAMESPACE, [metric], start, end)
         for batch in (counts, latency):
             if ep_key in batch.errors:
                 return ProviderError(batch.errors[ep_key])

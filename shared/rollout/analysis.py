@@ -1,29 +1,45 @@
-"""Observations -> one verdict per check, each with the evidence behind it.
+"""Observations -> one verdict per check, each with the bounds behind it.
 
-Green is compared with blue over the same window (during mirroring both see the same requests).
-A check fails only when the effect is larger than the policy tolerates *and* a one-sided test says
-it is not noise at the per-look significance level (Kayenta's idea, with the error rate budgeted
-over every look of the rollout). Absolute ceilings are vetoes. Too few requests is NoData, never a
-pass.
+Each comparison of green with blue is a confidence sequence (sequential.py): bounds that hold at
+every look, so the judge looks every minute from the first settled minute, in every phase where
+green holds traffic, without spending more of its budget. Every check has two margins and three
+outcomes:
+
+- Pass: the bound proves green within `max_increase` (the harm the check promises to catch);
+- Fail: the bound proves green worse than `leave_alone` (the smaller change it promises not to roll
+  back for), or above an absolute ceiling;
+- Inconclusive: neither yet; the stage keeps collecting until its `max_duration`.
+
+A check that cannot run (no requests, nothing to compare with) is NoData and holds the stage; only
+a policy that disables a check skips it. Resource ceilings are vetoes judged every minute.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-import numpy as np
-from scipy import stats
-
-from shared.rollout.model import Frozen
+from shared.rollout import sequential
+from shared.rollout.model import Baseline, Frozen
 from shared.rollout.policy import RolloutPolicy
 
 EvidenceValue = float | int | str | None
 
-# Per-minute percentiles are few; below this many minutes a latency comparison says nothing.
-MIN_LATENCY_MINUTES = 3
+# A per-minute percentile from fewer requests than this says little (and reads fast: the sample
+# P90 of a handful of requests is biased low); such minutes are left out of per-minute comparisons.
+MIN_MINUTE_REQUESTS = 20
+# Per-minute comparisons need this many paired minutes before a bound means anything.
+MIN_PAIRED_MINUTES = 3
+# Floor on the spread of per-minute log-latency ratios: a few identical minutes prove nothing.
+MIN_MINUTE_LOG_SD = 0.05
+# Where the bounds are tightest (their validity does not depend on these): green requests for
+# error rates, paired minutes for per-minute comparisons.
+ERROR_TARGET_REQUESTS = 2000
+MINUTE_TARGET = 10
+BASELINE_MINUTES = 120
 
 
 class Verdict(StrEnum):
@@ -34,14 +50,26 @@ class Verdict(StrEnum):
     ERROR = "Error"
 
 
+class MinuteSample(Frozen):
+    """One minute of one deployment's traffic, as Azure Monitor reports it at its PT1M grain."""
+
+    at: datetime  # the minute's start (UTC)
+    requests: int = 0
+    errors: int = 0  # requests whose status the policy counts as an error
+    latency_ms: float | None = None  # the latency check's percentile that minute (RequestLatency_Pxx)
+    tail_ms: float | None = None  # the tail check's percentile that minute
+
+
 class DeploymentMetrics(Frozen):
     """One deployment's traffic over the analysis window."""
 
     requests: int
     errors: int  # requests whose status the policy counts as an error
-    # Per-request durations from the traffic log, or per-minute percentiles from metrics.
+    # Per-request durations from the traffic log ("request"), or, without a traffic log, the
+    # per-minute percentile values ("minute"; the comparison then pairs `minutes` by minute).
     latency_ms: tuple[float, ...] = ()
     latency_kind: Literal["request", "minute"] = "request"
+    minutes: tuple[MinuteSample, ...] = ()  # per-minute figures, oldest first, empty minutes left out
     cpu_percent: tuple[float, ...] = ()  # per minute, oldest first, empty minutes left out
     memory_percent: tuple[float, ...] = ()
 
@@ -61,265 +89,444 @@ class CheckResult(Frozen):
     required: bool = True  # a veto-only check (resources) can fail a stage but never hold it
 
 
-def _rate(errors: int, requests: int) -> float:
-    return errors / requests if requests else 0.0
+# -- evidence helpers ----------------------------------------------------------------------------
 
 
-def _p(value: float) -> str:
-    return "p<1e-12" if value < 1e-12 else f"p={value:.2g}"
-
-
-def _round(value: float) -> float:
+def _round(value: float) -> float | str:
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if math.isnan(value):
+        return "nan"
     return float(f"{value:.6g}")
 
 
+def _pct(value: float) -> str:
+    return "∞" if math.isinf(value) else f"{value:+.2%}"
+
+
+def _ratio(value: float) -> str:
+    return "∞" if math.isinf(value) else f"{value:.2f}x"
+
+
+class Budget(Frozen):
+    """What one check may spend: `alpha` on a rollback (its lower bound), `beta` on a pass."""
+
+    alpha: float
+    beta: float
+
+
+def _three_way(
+    check: str,
+    lower: float,
+    upper: float,
+    leave_alone: float,
+    max_increase: float,
+    fmt: str,
+    what: str,
+    evidence: dict[str, EvidenceValue],
+) -> CheckResult:
+    """The three outcomes from a bound on green's excess over blue."""
+    show = _pct if fmt == "points" else (lambda x: _ratio(1 + x))
+    bounds = f"bounds {show(lower)} .. {show(upper)}"
+    if lower > leave_alone:
+        return CheckResult(
+            check=check,
+            verdict=Verdict.FAIL,
+            summary=f"{what}: proven worse than the {show(leave_alone)} left alone ({bounds})",
+            evidence=evidence,
+        )
+    if upper <= max_increase:
+        return CheckResult(
+            check=check,
+            verdict=Verdict.PASS,
+            summary=f"{what}: proven within {show(max_increase)} ({bounds})",
+            evidence=evidence,
+        )
+    return CheckResult(
+        check=check,
+        verdict=Verdict.INCONCLUSIVE,
+        summary=f"{what}: not yet proven within {show(max_increase)} ({bounds})",
+        evidence=evidence,
+    )
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def _smoothed(errors: int, requests: int) -> float:
+    """Rate for a variance: never 0 or 1 (no errors in 500 requests is not proof of none)."""
+    return (errors + 1) / (requests + 2)
+
+
+def _clustered_variance(green: DeploymentMetrics, blue: DeploymentMetrics) -> float:
+    """Variance of the rate difference from per-minute residuals (cluster-robust), which grows with
+    bursts and minute-to-minute drift that a binomial variance ignores."""
+    if not green.minutes or not blue.minutes or not green.requests or not blue.requests:
+        return 0.0
+    pg, pb = green.errors / green.requests, blue.errors / blue.requests
+    by_minute: dict[datetime, float] = {}
+    for m in green.minutes:
+        by_minute[m.at] = by_minute.get(m.at, 0.0) + (m.errors - pg * m.requests) / green.requests
+    for m in blue.minutes:
+        by_minute[m.at] = by_minute.get(m.at, 0.0) - (m.errors - pb * m.requests) / blue.requests
+    k = len(by_minute)
+    if k < 2:
+        return 0.0
+    return k / (k - 1) * sum(v * v for v in by_minute.values())
+
+
 def check_errors(
-    policy: RolloutPolicy, metrics: WindowMetrics, min_requests: int, compare: bool, alpha: float
+    policy: RolloutPolicy,
+    metrics: WindowMetrics,
+    min_requests: int,
+    budget: Budget,
+    baseline: Baseline | None,
+    compare: bool,
 ) -> CheckResult:
     cfg = policy.errors
-    green, blue = metrics.green, metrics.blue
+    green = metrics.green
     evidence: dict[str, EvidenceValue] = {
         "green_requests": green.requests,
         "green_errors": green.errors,
         "min_requests": min_requests,
-        "alpha": _round(alpha),
+        "alpha": _round(budget.alpha),
+        "beta": _round(budget.beta),
     }
     if green.requests < min_requests:
         return CheckResult(
             check="errors",
             verdict=Verdict.NO_DATA,
-            summary=f"green served {green.requests} requests; {min_requests} needed",
+            summary=f"green served {green.requests} requests in this stage; {min_requests} needed",
             evidence=evidence,
         )
-    green_rate = _rate(green.errors, green.requests)
+    green_rate = green.errors / green.requests
     evidence["green_rate"] = _round(green_rate)
-    if cfg.ceiling is not None and green_rate > cfg.ceiling:
-        p_value = stats.binomtest(green.errors, green.requests, cfg.ceiling, alternative="greater").pvalue
-        evidence |= {"ceiling": cfg.ceiling, "test": "binomial, one-sided", "p_value": _round(p_value)}
-        if p_value < alpha:
+    if cfg.ceiling is not None:
+        var = _smoothed(green.errors, green.requests) * (1 - _smoothed(green.errors, green.requests)) / green.requests
+        bound = sequential.mean_bounds(
+            green_rate,
+            var,
+            alpha_lower=budget.alpha,
+            alpha_upper=budget.beta,
+            v_opt=ERROR_TARGET_REQUESTS / var / green.requests,
+        )
+        evidence |= {"ceiling": cfg.ceiling, "green_rate_lower": _round(bound.lower)}
+        if bound.lower > cfg.ceiling:
             return CheckResult(
                 check="errors",
                 verdict=Verdict.FAIL,
-                summary=f"green error rate {green_rate:.2%} is above the {cfg.ceiling:.2%} ceiling ({_p(p_value)})",
+                summary=f"green error rate {green_rate:.2%} proven above the {cfg.ceiling:.2%} ceiling "
+                f"(at least {bound.lower:.2%})",
                 evidence=evidence,
             )
     if not compare:
         return CheckResult(
             check="errors",
             verdict=Verdict.PASS,
-            summary=f"green error rate {green_rate:.2%} within the ceiling (no baseline to compare)",
+            summary=f"green error rate {green_rate:.2%}: no blue to compare with (first deployment); ceiling only",
             evidence=evidence,
         )
-    if blue is None or blue.requests < min_requests:
-        evidence["blue_requests"] = blue.requests if blue else 0
+    blue = metrics.blue if metrics.blue is not None and metrics.blue.requests > 0 else None
+    if blue is not None:
+        nb, eb, source = blue.requests, blue.errors, "same window"
+    elif baseline is not None and baseline.requests > 0:
+        nb, eb, source = baseline.requests, baseline.errors, "blue's recorded figures"
+    else:
         return CheckResult(
             check="errors",
             verdict=Verdict.NO_DATA,
-            summary=f"blue served {blue.requests if blue else 0} requests; {min_requests} needed",
+            summary="blue served no requests to compare with",
             evidence=evidence,
         )
-    blue_rate = _rate(blue.errors, blue.requests)
+    blue_rate = eb / nb
     increase = green_rate - blue_rate
+    pg, pb = _smoothed(green.errors, green.requests), _smoothed(eb, nb)
+    binomial = pg * (1 - pg) / green.requests + pb * (1 - pb) / nb
+    clustered = _clustered_variance(green, blue) if blue is not None else 0.0
+    variance = max(binomial, clustered)
+    bound = sequential.mean_bounds(
+        increase,
+        variance,
+        alpha_lower=budget.alpha,
+        alpha_upper=budget.beta,
+        v_opt=ERROR_TARGET_REQUESTS / green.requests / variance,
+    )
     evidence |= {
-        "blue_requests": blue.requests,
-        "blue_errors": blue.errors,
+        "blue_requests": nb,
+        "blue_errors": eb,
         "blue_rate": _round(blue_rate),
+        "blue_source": source,
         "increase": _round(increase),
+        "lower": _round(bound.lower),
+        "upper": _round(bound.upper),
+        "leave_alone": cfg.leave_alone_margin,
         "max_increase": cfg.max_increase,
+        "variance": "clustered by minute" if clustered > binomial else "binomial",
+        "method": "confidence sequence (normal mixture)",
     }
-    if increase <= cfg.max_increase:
-        return CheckResult(
-            check="errors",
-            verdict=Verdict.PASS,
-            summary=f"green {green_rate:.2%} vs blue {blue_rate:.2%}: within +{cfg.max_increase:.2%}",
-            evidence=evidence,
-        )
-    table = [
-        [green.errors, green.requests - green.errors],
-        [blue.errors, blue.requests - blue.errors],
-    ]
-    result = stats.fisher_exact(table, alternative="greater")
-    p_value = float(result.pvalue)
-    evidence |= {"test": "Fisher exact, one-sided", "p_value": _round(p_value)}
-    if p_value < alpha:
-        return CheckResult(
-            check="errors",
-            verdict=Verdict.FAIL,
-            summary=f"green {green_rate:.2%} vs blue {blue_rate:.2%}: +{increase:.2%} exceeds "
-            f"+{cfg.max_increase:.2%} ({_p(p_value)})",
-            evidence=evidence,
-        )
-    return CheckResult(
-        check="errors",
-        verdict=Verdict.INCONCLUSIVE,
-        summary=f"green {green_rate:.2%} vs blue {blue_rate:.2%}: higher, not yet significant ({_p(p_value)})",
-        evidence=evidence,
+    what = f"green {green_rate:.2%} vs blue {blue_rate:.2%} ({_pct(increase)})"
+    return _three_way(
+        "errors", bound.lower, bound.upper, cfg.leave_alone_margin, cfg.max_increase, "points", what, evidence
     )
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values, dtype=float), q))
+# -- latency and the tail -----------------------------------------------------------------------
 
 
-def _enough_latency(metrics: DeploymentMetrics, min_requests: int) -> bool:
-    needed = min_requests if metrics.latency_kind == "request" else MIN_LATENCY_MINUTES
-    return len(metrics.latency_ms) >= needed
+def _blue_quantile(
+    blue: DeploymentMetrics | None, baseline: Baseline | None, q: float, budget: Budget, tail: bool
+) -> tuple[sequential.Interval, str] | None:
+    """Blue's quantile: its lower bound at beta/2 (for a proof), its upper at alpha/2 (for a fail)."""
+    if blue is not None and blue.latency_kind == "request" and blue.latency_ms:
+        values = sorted(blue.latency_ms)
+        return (
+            sequential.quantile_bounds(values, q / 100, alpha_lower=budget.beta / 2, alpha_upper=budget.alpha / 2),
+            "same window",
+        )
+    if baseline is not None and baseline.latency_kind == "request":
+        est, lo, hi = (
+            (baseline.tail_ms, baseline.tail_lower_ms, baseline.tail_upper_ms)
+            if tail
+            else (baseline.latency_ms, baseline.latency_lower_ms, baseline.latency_upper_ms)
+        )
+        if est is not None and lo is not None and hi is not None:
+            return sequential.Interval(estimate=est, lower=lo, upper=hi), "blue's recorded figures"
+    return None
+
+
+def _per_request(
+    check: str,
+    q: float,
+    leave: float,
+    catch: float,
+    ceiling_ms: float | None,
+    metrics: WindowMetrics,
+    min_requests: int,
+    budget: Budget,
+    baseline: Baseline | None,
+    compare: bool,
+) -> CheckResult:
+    green = metrics.green
+    evidence: dict[str, EvidenceValue] = {
+        "percentile": q,
+        "sample_kind": "request",
+        "green_samples": len(green.latency_ms),
+        "alpha": _round(budget.alpha),
+        "beta": _round(budget.beta),
+    }
+    if green.requests < min_requests or not green.latency_ms:
+        return CheckResult(
+            check=check,
+            verdict=Verdict.NO_DATA,
+            summary=f"{len(green.latency_ms)} latency samples for green; {min_requests} requests needed",
+            evidence=evidence,
+        )
+    g = sequential.quantile_bounds(
+        sorted(green.latency_ms), q / 100, alpha_lower=budget.alpha / 2, alpha_upper=budget.beta / 2
+    )
+    evidence |= {"green_ms": _round(g.estimate), "green_lower_ms": _round(g.lower), "green_upper_ms": _round(g.upper)}
+    if ceiling_ms is not None:
+        evidence["ceiling_ms"] = ceiling_ms
+        if g.lower > ceiling_ms:
+            return CheckResult(
+                check=check,
+                verdict=Verdict.FAIL,
+                summary=f"green P{q:g} proven above the {ceiling_ms:.0f} ms ceiling (at least {g.lower:.0f} ms)",
+                evidence=evidence,
+            )
+    if not compare:
+        return CheckResult(
+            check=check,
+            verdict=Verdict.PASS,
+            summary=f"green P{q:g} {g.estimate:.0f} ms: no blue to compare with (first deployment)",
+            evidence=evidence,
+        )
+    found = _blue_quantile(metrics.blue, baseline, q, budget, tail=check == "tail")
+    if found is None:
+        return CheckResult(
+            check=check,
+            verdict=Verdict.NO_DATA,
+            summary="no latency samples for blue to compare with",
+            evidence=evidence,
+        )
+    b, source = found
+    lower = g.lower / b.upper - 1 if b.upper > 0 and math.isfinite(b.upper) else -math.inf
+    upper = g.upper / b.lower - 1 if b.lower > 0 and math.isfinite(g.upper) else math.inf
+    estimate = g.estimate / b.estimate - 1 if b.estimate > 0 else math.inf
+    evidence |= {
+        "blue_samples": len(metrics.blue.latency_ms) if metrics.blue is not None else 0,
+        "blue_ms": _round(b.estimate),
+        "blue_lower_ms": _round(b.lower),
+        "blue_upper_ms": _round(b.upper),
+        "blue_source": source,
+        "increase": _round(estimate),
+        "lower": _round(lower),
+        "upper": _round(upper),
+        "leave_alone": leave,
+        "max_increase": catch,
+        "method": "quantile confidence sequences (normal mixture)",
+    }
+    what = f"green P{q:g} {g.estimate:.0f} ms vs blue {b.estimate:.0f} ms ({_ratio(1 + estimate)})"
+    return _three_way(check, lower, upper, leave, catch, "ratio", what, evidence)
+
+
+def _paired_minutes(
+    green: DeploymentMetrics, blue: DeploymentMetrics | None, baseline: Baseline | None, tail: bool
+) -> tuple[list[float], str]:
+    """log(green / blue) of the per-minute percentile, paired by minute; in the bake, green's minutes
+    against the median of blue's recorded minutes."""
+
+    def value(m: MinuteSample) -> float | None:
+        v = m.tail_ms if tail else m.latency_ms
+        return v if v is not None and v > 0 and m.requests >= MIN_MINUTE_REQUESTS else None
+
+    mine = {m.at: v for m in green.minutes if (v := value(m)) is not None}
+    if blue is not None and blue.minutes and blue.requests > 0:
+        theirs = {m.at: v for m in blue.minutes if (v := value(m)) is not None}
+        return [math.log(mine[t] / theirs[t]) for t in sorted(mine) if t in theirs], "paired by minute"
+    recorded = (baseline.tail_minutes if tail else baseline.latency_minutes) if baseline is not None else ()
+    if recorded:
+        ordered = sorted(recorded)
+        median = ordered[len(ordered) // 2]
+        return [math.log(v / median) for _, v in sorted(mine.items())], "against blue's recorded minutes"
+    return [], "nothing to pair with"
+
+
+def _per_minute(
+    check: str,
+    q: float,
+    leave: float,
+    catch: float,
+    ceiling_ms: float | None,
+    metrics: WindowMetrics,
+    min_requests: int,
+    budget: Budget,
+    baseline: Baseline | None,
+    compare: bool,
+) -> CheckResult:
+    green = metrics.green
+    tail = check == "tail"
+    values = [m.tail_ms if tail else m.latency_ms for m in green.minutes]
+    usable = [
+        v for m, v in zip(green.minutes, values, strict=True) if v is not None and m.requests >= MIN_MINUTE_REQUESTS
+    ]
+    evidence: dict[str, EvidenceValue] = {
+        "percentile": q,
+        "sample_kind": "minute",
+        "green_minutes": len(usable),
+        "min_minute_requests": MIN_MINUTE_REQUESTS,
+        "alpha": _round(budget.alpha),
+        "beta": _round(budget.beta),
+    }
+    if green.requests < min_requests or len(usable) < MIN_PAIRED_MINUTES:
+        return CheckResult(
+            check=check,
+            verdict=Verdict.NO_DATA,
+            summary=f"{len(usable)} minutes of green's P{q:g} from at least {MIN_MINUTE_REQUESTS} requests; "
+            f"{MIN_PAIRED_MINUTES} minutes and {min_requests} requests needed",
+            evidence=evidence,
+        )
+    if ceiling_ms is not None:
+        logs = [math.log(v) for v in usable if v > 0]
+        mean = sum(logs) / len(logs)
+        var = max(MIN_MINUTE_LOG_SD**2, _sample_var(logs)) / len(logs)
+        bound = sequential.mean_bounds(
+            mean, var, alpha_lower=budget.alpha, alpha_upper=budget.beta, v_opt=MINUTE_TARGET / len(logs) / var
+        )
+        evidence |= {"ceiling_ms": ceiling_ms, "green_lower_ms": _round(math.exp(bound.lower))}
+        if math.exp(bound.lower) > ceiling_ms:
+            return CheckResult(
+                check=check,
+                verdict=Verdict.FAIL,
+                summary=f"green's per-minute P{q:g} proven above the {ceiling_ms:.0f} ms ceiling",
+                evidence=evidence,
+            )
+    if not compare:
+        return CheckResult(
+            check=check,
+            verdict=Verdict.PASS,
+            summary=f"green's per-minute P{q:g}: no blue to compare with (first deployment)",
+            evidence=evidence,
+        )
+    diffs, source = _paired_minutes(green, metrics.blue, baseline, tail)
+    evidence |= {"paired_minutes": len(diffs), "blue_source": source}
+    if len(diffs) < MIN_PAIRED_MINUTES:
+        return CheckResult(
+            check=check,
+            verdict=Verdict.NO_DATA,
+            summary=f"{len(diffs)} minutes to compare with blue ({source}); {MIN_PAIRED_MINUTES} needed",
+            evidence=evidence,
+        )
+    mean = sum(diffs) / len(diffs)
+    var = max(MIN_MINUTE_LOG_SD**2, _sample_var(diffs)) / len(diffs)
+    bound = sequential.mean_bounds(
+        mean, var, alpha_lower=budget.alpha, alpha_upper=budget.beta, v_opt=MINUTE_TARGET / len(diffs) / var
+    )
+    lower, upper, estimate = math.expm1(bound.lower), math.expm1(bound.upper), math.expm1(mean)
+    evidence |= {
+        "increase": _round(estimate),
+        "lower": _round(lower),
+        "upper": _round(upper),
+        "leave_alone": leave,
+        "max_increase": catch,
+        "method": "confidence sequence on per-minute log ratios (normal mixture)",
+    }
+    what = f"green's per-minute P{q:g} {_ratio(1 + estimate)} blue's ({source})"
+    return _three_way(check, lower, upper, leave, catch, "ratio", what, evidence)
+
+
+def _sample_var(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return sum((v - mean) ** 2 for v in values) / (len(values) - 1)
 
 
 def check_latency(
-    policy: RolloutPolicy, metrics: WindowMetrics, min_requests: int, compare: bool, alpha: float
+    policy: RolloutPolicy,
+    metrics: WindowMetrics,
+    min_requests: int,
+    budget: Budget,
+    baseline: Baseline | None,
+    compare: bool,
 ) -> CheckResult:
     cfg = policy.latency
-    green, blue = metrics.green, metrics.blue
-    q = cfg.percentile
-    evidence: dict[str, EvidenceValue] = {
-        "percentile": q,
-        "green_samples": len(green.latency_ms),
-        "sample_kind": green.latency_kind,
-        "alpha": _round(alpha),
-    }
-    if green.requests < min_requests or not _enough_latency(green, min_requests):
-        return CheckResult(
-            check="latency",
-            verdict=Verdict.NO_DATA,
-            summary=f"{len(green.latency_ms)} latency samples for green; not enough to judge",
-            evidence=evidence,
-        )
-    green_q = _percentile(green.latency_ms, q)
-    evidence["green_ms"] = _round(green_q)
-    if cfg.ceiling_ms is not None and green_q > cfg.ceiling_ms:
-        evidence["ceiling_ms"] = cfg.ceiling_ms
-        return CheckResult(
-            check="latency",
-            verdict=Verdict.FAIL,
-            summary=f"green P{q:g} {green_q:.0f} ms is above the {cfg.ceiling_ms:.0f} ms ceiling",
-            evidence=evidence,
-        )
-    if not compare:
-        return CheckResult(
-            check="latency",
-            verdict=Verdict.PASS,
-            summary=f"green P{q:g} {green_q:.0f} ms (no baseline to compare)",
-            evidence=evidence,
-        )
-    if blue is None or not _enough_latency(blue, min_requests):
-        evidence["blue_samples"] = len(blue.latency_ms) if blue else 0
-        return CheckResult(
-            check="latency",
-            verdict=Verdict.NO_DATA,
-            summary="not enough latency samples for blue",
-            evidence=evidence,
-        )
-    blue_q = _percentile(blue.latency_ms, q)
-    ratio = green_q / blue_q - 1 if blue_q > 0 else (0.0 if green_q <= 0 else float("inf"))
-    evidence |= {
-        "blue_samples": len(blue.latency_ms),
-        "blue_ms": _round(blue_q),
-        "increase": _round(ratio),
-        "max_increase": cfg.max_increase,
-    }
-    if ratio <= cfg.max_increase:
-        return CheckResult(
-            check="latency",
-            verdict=Verdict.PASS,
-            summary=f"green P{q:g} {green_q:.0f} ms vs blue {blue_q:.0f} ms: within +{cfg.max_increase:.0%}",
-            evidence=evidence,
-        )
-    result = stats.mannwhitneyu(green.latency_ms, blue.latency_ms, alternative="greater")
-    p_value = float(result.pvalue)
-    evidence |= {"test": "Mann-Whitney U, one-sided", "statistic": _round(float(result.statistic))}
-    evidence["p_value"] = _round(p_value)
-    if p_value < alpha:
-        return CheckResult(
-            check="latency",
-            verdict=Verdict.FAIL,
-            summary=f"green P{q:g} {green_q:.0f} ms vs blue {blue_q:.0f} ms: +{ratio:.0%} exceeds "
-            f"+{cfg.max_increase:.0%} ({_p(p_value)})",
-            evidence=evidence,
-        )
-    return CheckResult(
-        check="latency",
-        verdict=Verdict.INCONCLUSIVE,
-        summary=f"green P{q:g} {green_q:.0f} ms vs blue {blue_q:.0f} ms: slower, not yet significant ({_p(p_value)})",
-        evidence=evidence,
+    judge = _per_request if metrics.green.latency_kind == "request" else _per_minute
+    return judge(
+        "latency",
+        cfg.percentile,
+        cfg.leave_alone_margin,
+        cfg.max_increase,
+        cfg.ceiling_ms,
+        metrics,
+        min_requests,
+        budget,
+        baseline,
+        compare,
     )
 
 
 def check_tail(
-    policy: RolloutPolicy, metrics: WindowMetrics, min_requests: int, compare: bool, alpha: float
+    policy: RolloutPolicy,
+    metrics: WindowMetrics,
+    min_requests: int,
+    budget: Budget,
+    baseline: Baseline | None,
+    compare: bool,
 ) -> CheckResult:
-    """Exceedances of blue's tail percentile: green's share vs blue's (Fisher exact, one-sided)."""
     cfg = policy.tail_latency
-    green, blue = metrics.green, metrics.blue
-    q = cfg.percentile
-    evidence: dict[str, EvidenceValue] = {
-        "percentile": q,
-        "green_samples": len(green.latency_ms),
-        "alpha": _round(alpha),
-    }
-    if not compare:
-        return CheckResult(
-            check="tail",
-            verdict=Verdict.PASS,
-            summary="no baseline to compare the tail with",
-            evidence=evidence,
-            required=False,
-        )
-    if (
-        green.latency_kind != "request"
-        or blue is None
-        or len(green.latency_ms) < min_requests
-        or len(blue.latency_ms) < min_requests
-    ):
-        # Per-minute percentiles cannot describe a tail; the P90 check and ceilings still apply.
-        return CheckResult(
-            check="tail",
-            verdict=Verdict.NO_DATA,
-            summary="needs per-request latencies",
-            evidence=evidence,
-            required=False,
-        )
-    g = np.asarray(green.latency_ms, dtype=float)
-    b = np.asarray(blue.latency_ms, dtype=float)
-    cut = float(np.percentile(b, q))
-    green_q = float(np.percentile(g, q))
-    ratio = green_q / cut - 1 if cut > 0 else 0.0
-    g_over, b_over = int((g > cut).sum()), int((b > cut).sum())
-    evidence |= {
-        "blue_ms": _round(cut),
-        "green_ms": _round(green_q),
-        "increase": _round(ratio),
-        "max_increase": cfg.max_increase,
-        "green_over": g_over,
-        "blue_over": b_over,
-        "blue_samples": len(b),
-    }
-    if ratio <= cfg.max_increase:
-        return CheckResult(
-            check="tail",
-            verdict=Verdict.PASS,
-            summary=f"green P{q:g} {green_q:.0f} ms vs blue {cut:.0f} ms: within +{cfg.max_increase:.0%}",
-            evidence=evidence,
-            required=False,
-        )
-    result = stats.fisher_exact([[g_over, len(g) - g_over], [b_over, len(b) - b_over]], alternative="greater")
-    p_value = float(result.pvalue)
-    evidence |= {"test": "Fisher exact on exceedances, one-sided", "p_value": _round(p_value)}
-    share = f"{g_over / len(g):.1%} of green's requests vs {b_over / len(b):.1%} of blue's slower than {cut:.0f} ms"
-    if p_value < alpha:
-        return CheckResult(
-            check="tail",
-            verdict=Verdict.FAIL,
-            summary=f"tail P{q:g} +{ratio:.0%} exceeds +{cfg.max_increase:.0%}: {share} ({_p(p_value)})",
-            evidence=evidence,
-            required=False,
-        )
-    return CheckResult(
-        check="tail",
-        verdict=Verdict.PASS,
-        summary=f"tail P{q:g} higher but not significant: {share} ({_p(p_value)})",
-        evidence=evidence,
-        required=False,
+    judge = _per_request if metrics.green.latency_kind == "request" else _per_minute
+    return judge(
+        "tail",
+        cfg.percentile,
+        cfg.leave_alone_margin,
+        cfg.max_increase,
+        None,
+        metrics,
+        min_requests,
+        budget,
+        baseline,
+        compare,
     )
 
 
@@ -354,16 +561,24 @@ def check_resource(name: str, values: Sequence[float], ceiling: float | None, su
     )
 
 
-def analyse(policy: RolloutPolicy, metrics: WindowMetrics, min_requests: int, compare: bool) -> tuple[CheckResult, ...]:
-    """Run every enabled check. `compare` is False when blue serves nothing to compare with."""
-    alpha = policy.per_look_alpha()
+def analyse(
+    policy: RolloutPolicy,
+    metrics: WindowMetrics,
+    min_requests: int,
+    compare: bool,
+    baseline: Baseline | None = None,
+) -> tuple[CheckResult, ...]:
+    """Run every enabled check. `compare` is False when the rollout has no blue at all (a first
+    deployment): ceilings only. `baseline` holds blue's recorded figures for windows (the bake)
+    in which blue serves nothing."""
+    budget = Budget(alpha=policy.check_alpha(), beta=policy.analysis.missed_regression_rate)
     results: list[CheckResult] = []
     if policy.errors.enabled:
-        results.append(check_errors(policy, metrics, min_requests, compare, alpha))
+        results.append(check_errors(policy, metrics, min_requests, budget, baseline, compare))
     if policy.latency.enabled:
-        results.append(check_latency(policy, metrics, min_requests, compare, alpha))
+        results.append(check_latency(policy, metrics, min_requests, budget, baseline, compare))
     if policy.tail_latency.enabled:
-        results.append(check_tail(policy, metrics, min_requests, compare, alpha))
+        results.append(check_tail(policy, metrics, min_requests, budget, baseline, compare))
     res = policy.resources
     results.append(check_resource("cpu", metrics.green.cpu_percent, res.cpu_ceiling, res.sustained_minutes))
     results.append(check_resource("memory", metrics.green.memory_percent, res.memory_ceiling, res.sustained_minutes))
@@ -379,6 +594,39 @@ def analyse(policy: RolloutPolicy, metrics: WindowMetrics, min_requests: int, co
             )
         )
     return tuple(results)
+
+
+def record_baseline(policy: RolloutPolicy, metrics: WindowMetrics, previous: Baseline | None) -> Baseline | None:
+    """Blue's figures from this window, for a later window in which blue serves nothing (the bake).
+    Bounds are kept at the levels the comparisons spend. A window in which blue served nothing
+    keeps the previous figures."""
+    blue = metrics.blue
+    if blue is None or blue.requests == 0:
+        return previous
+    budget = Budget(alpha=policy.check_alpha(), beta=policy.analysis.missed_regression_rate)
+    # Figures this window cannot bound (too few samples for a P99) keep the previous window's.
+    update: dict[str, object] = previous.model_dump() if previous is not None else {}
+    update |= {
+        "start": metrics.start,
+        "end": metrics.end,
+        "requests": blue.requests,
+        "errors": blue.errors,
+        "latency_kind": blue.latency_kind,
+    }
+    if blue.latency_kind == "request" and blue.latency_ms:
+        values = sorted(blue.latency_ms)
+        for name, q in (("latency", policy.latency.percentile), ("tail", policy.tail_latency.percentile)):
+            b = sequential.quantile_bounds(values, q / 100, alpha_lower=budget.beta / 2, alpha_upper=budget.alpha / 2)
+            if math.isfinite(b.lower) and math.isfinite(b.upper):
+                update |= {f"{name}_ms": b.estimate, f"{name}_lower_ms": b.lower, f"{name}_upper_ms": b.upper}
+    minutes = [m for m in blue.minutes if m.requests >= MIN_MINUTE_REQUESTS][-BASELINE_MINUTES:]
+    latency = tuple(m.latency_ms for m in minutes if m.latency_ms is not None)
+    tail = tuple(m.tail_ms for m in minutes if m.tail_ms is not None)
+    if len(latency) >= MIN_PAIRED_MINUTES:
+        update["latency_minutes"] = latency
+    if len(tail) >= MIN_PAIRED_MINUTES:
+        update["tail_minutes"] = tail
+    return Baseline.model_validate(update)
 
 
 def overall(results: Sequence[CheckResult]) -> Verdict:

@@ -175,8 +175,10 @@ def decide(rollout: Rollout, policy: RolloutPolicy, observation: Observation, no
     if rollout.phase in EXPOSED_PHASES:
         return _judge(rollout, policy, endpoint, observation, now)
     if rollout.phase == P.AWAITING_APPROVAL:
-        return _overdue(rollout, policy, now) or hold(rollout, now, rollout.last_reason)
-    return hold(rollout, now, rollout.last_reason)  # Paused, Aborted: a person decides
+        return _overdue(rollout, policy, now) or _watch(rollout, policy, observation, now)
+    if rollout.phase == P.PAUSED and actual == rollout.desired:
+        return _watch(rollout, policy, observation, now)
+    return hold(rollout, now, rollout.last_reason)  # Aborted, or paused on a split not ours: a person decides
 
 
 def _busy(endpoint: EndpointState) -> bool:
@@ -197,6 +199,13 @@ def _confirmed(rollout: Rollout, now: datetime) -> Rollout:
     }
     if rollout.phase in EXPOSED_PHASES:
         update["stage_started_at"] = now
+    # The judged data start now: minutes before Azure applied the split belong to the split before.
+    # A split confirmed again after a pause keeps its window: looks are free, resuming spends nothing.
+    exposed = rollout.desired.live_of(rollout.green) or rollout.desired.mirror_of(rollout.green)
+    if not exposed or rollout.phase == P.ROLLING_BACK:
+        update["window_started_at"] = None
+    elif rollout.window_started_at is None:
+        update["window_started_at"] = now
     return rollout.model_copy(update=update)
 
 
@@ -435,6 +444,47 @@ def _pending(
     return advance(rollout, policy, now, f"green {rollout.green} is ready")
 
 
+def _results(
+    rollout: Rollout, policy: RolloutPolicy, observation: Observation, min_requests: int
+) -> tuple[Rollout, tuple[CheckResult, ...]]:
+    """The checks on this tick's window; blue's figures are kept for the bake as they come."""
+    metrics = observation.metrics
+    if metrics is None:
+        return rollout, (CheckResult(check="metrics", verdict=Verdict.NO_DATA, summary="no metrics for the window"),)
+    # Only a policy with a stage where blue serves beside green can compare in the bake.
+    compare = rollout.blue is not None and (policy.mirror is not None or bool(policy.steps))
+    results = analysis.analyse(policy, metrics, min_requests, compare, rollout.baseline)
+    baseline = analysis.record_baseline(policy, metrics, rollout.baseline)
+    if baseline != rollout.baseline:
+        rollout = rollout.model_copy(update={"baseline": baseline})
+    return rollout, results
+
+
+def _failed(label: str, results: Sequence[CheckResult]) -> str:
+    return f"{label} failed: " + "; ".join(f"{r.check}: {r.summary}" for r in results if r.verdict == Verdict.FAIL)
+
+
+def _watch(rollout: Rollout, policy: RolloutPolicy, observation: Observation, now: datetime) -> Decision:
+    """Waiting (for an approval, or a person who paused) is no shelter: while green holds traffic the
+    window is judged as in any stage, for regressions only. A proven one rolls back (unless the
+    policy says `while_paused: hold` and a person paused it); nothing advances."""
+    window = analysis_window(rollout, policy, now)
+    if window is None:
+        return hold(rollout, now, rollout.last_reason)
+    waiting = rollout.last_reason.split(" | judged while waiting: ")[0]
+    if observation.metrics_error is not None:
+        # Not counted towards a pause: the rollout already waits for a person; said, and kept.
+        return hold(rollout, now, f"{waiting} | judged while waiting: cannot read metrics: {observation.metrics_error}")
+    rollout, results = _results(rollout, policy, observation, min_requests=1)
+    label = f"green at {rollout.desired.describe()} (while {rollout.phase})"
+    if analysis.overall(results) == Verdict.FAIL:
+        why = _failed(label, results)
+        if rollout.phase == P.PAUSED and policy.while_paused == "hold":
+            return hold(rollout, now, f"{waiting} | judged while waiting: {why}; held (while_paused: hold)", results)
+        return begin_rollback(rollout, now, why, evidence=results)
+    return hold(rollout, now, f"{waiting} | judged while waiting: no regression proven", results)
+
+
 def _judge(
     rollout: Rollout, policy: RolloutPolicy, endpoint: EndpointState, observation: Observation, now: datetime
 ) -> Decision:
@@ -455,37 +505,34 @@ def _judge(
         return hold(
             rollout.model_copy(update={"consecutive_errors": 0}),
             now,
-            f"observing {label} for at least {format_duration(min_duration)} "
-            f"(+{format_duration(policy.analysis.ingestion_lag)} lag)",
+            f"observing {label}: a minute is judged {format_duration(policy.analysis.ingestion_lag)} after it ends",
         )
     if observation.metrics_error is not None:
         return _stalled(rollout, policy, now, f"cannot read metrics: {observation.metrics_error}")
     rollout = rollout.model_copy(update={"consecutive_errors": 0})
-    if observation.metrics is None:
-        results: tuple[CheckResult, ...] = (
-            CheckResult(check="metrics", verdict=Verdict.NO_DATA, summary="no metrics for the window"),
-        )
-    else:
-        compare = rollout.blue is not None and rollout.phase != P.BAKING
-        results = analysis.analyse(policy, observation.metrics, min_requests, compare)
+    rollout, results = _results(rollout, policy, observation, min_requests)
     verdict = analysis.overall(results)
     if verdict == Verdict.FAIL:
-        failed = [r for r in results if r.verdict == Verdict.FAIL]
-        return begin_rollback(
+        return begin_rollback(rollout, now, _failed(label, results), evidence=results)
+    soaked = now - rollout.stage_started_at
+    if verdict == Verdict.PASS:
+        if soaked >= min_duration:
+            return advance(rollout, policy, now, f"{label} passed", evidence=results)
+        return hold(
             rollout,
             now,
-            f"{label} failed: " + "; ".join(f"{r.check}: {r.summary}" for r in failed),
+            f"{label}: every check proven within its margin; soaking until "
+            f"{(rollout.stage_started_at + min_duration):%H:%M} UTC ({format_duration(min_duration)})",
             evidence=results,
         )
-    if verdict == Verdict.PASS:
-        return advance(rollout, policy, now, f"{label} passed", evidence=results)
-    if now - rollout.stage_started_at > max_duration:
+    if soaked > max_duration:
         why = (
             f"{label} reached no verdict within {format_duration(max_duration)} "
             f"({verdict}: {analysis.summarise(results)})"
         )
         return on_policy_action(policy.on_stage_timeout, rollout, now, why, results)
-    return hold(rollout, now, f"holding {label}: {verdict}", evidence=results)
+    pending = ", ".join(r.check for r in results if r.required and r.verdict != Verdict.PASS)
+    return hold(rollout, now, f"holding {label}: {verdict} ({pending})", evidence=results)
 
 
 def _final_roles(rollout: Rollout) -> dict[str, str]:

@@ -195,6 +195,28 @@ class PendingDelete(Frozen):
 BUSY_REFUSAL = "Azure is still applying another update to the endpoint: "
 
 
+class Baseline(Frozen):
+    """Blue's figures from the last judged window in which it served, kept for the bake (where blue
+    serves nothing): green at 100% is compared with them. Bounds, not raw samples, are kept, each at
+    the level the comparison spends (a bound that held then still holds)."""
+
+    start: datetime
+    end: datetime
+    requests: int
+    errors: int
+    latency_kind: str = "request"
+    # Per-request mode: blue's quantile bounds (lower for a proof, upper for a regression).
+    latency_ms: float | None = None
+    latency_lower_ms: float | None = None
+    latency_upper_ms: float | None = None
+    tail_ms: float | None = None
+    tail_lower_ms: float | None = None
+    tail_upper_ms: float | None = None
+    # Per-minute mode: blue's per-minute percentiles (most recent last, at most 120).
+    latency_minutes: tuple[float, ...] = ()
+    tail_minutes: tuple[float, ...] = ()
+
+
 class Rollout(Frozen):
     """The status of one rollout: everything decide() needs besides the policy snapshot."""
 
@@ -207,7 +229,11 @@ class Rollout(Frozen):
     step: int = -1  # index into policy.steps while in Canary; -1 before the first step
     created_at: datetime
     updated_at: datetime
-    stage_started_at: datetime  # when the current stage's traffic was ordered
+    stage_started_at: datetime  # when the current stage began (its split confirmed, or its gate reached)
+    # When Azure was seen holding the split green serves now: the judged data start here. Kept
+    # through approval waits and pauses (the split does not change); None while green holds nothing.
+    window_started_at: datetime | None = None
+    baseline: Baseline | None = None  # blue's figures for the bake
     desired: TrafficSplit  # what the rollout last ordered
     traffic_confirmed: bool = True  # the endpoint was seen holding `desired`
     resume_to: RolloutPhase | None = None  # where Paused / Aborted go back to

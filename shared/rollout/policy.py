@@ -7,7 +7,6 @@ never changes a rollout in flight. Durations accept ISO 8601 ("PT10M"), seconds,
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -89,7 +88,7 @@ class MirrorStage(Frozen):
     """Green gets `percent` mirrored copies of live requests; its answers are discarded."""
 
     percent: Annotated[int, Field(strict=True, ge=1, le=50)] = 20
-    min_duration: Duration = timedelta(minutes=10)
+    min_duration: Duration = timedelta(minutes=5)  # soak time: the least a stage lasts, however clear the proof
     min_requests: Count = 200
     max_duration: Duration = timedelta(minutes=60)
     approval: Flag = False  # wait for a person before mirroring starts
@@ -99,7 +98,7 @@ class CanaryStep(Frozen):
     """Green serves `percent` of users; blue the rest."""
 
     percent: Annotated[int, Field(strict=True, ge=1, le=99)]
-    min_duration: Duration = timedelta(minutes=10)
+    min_duration: Duration = timedelta(minutes=5)
     min_requests: Count = 200
     max_duration: Duration = timedelta(minutes=60)
     approval: Flag = False  # wait for a person before entering this step
@@ -108,26 +107,65 @@ class CanaryStep(Frozen):
 class BakeStage(Frozen):
     """Green at 100%; blue kept at 0 so a rollback is one traffic change away."""
 
-    duration: Duration = timedelta(minutes=10)
+    duration: Duration = timedelta(minutes=5)
     min_requests: Count = 100
     max_duration: Duration = timedelta(minutes=60)
     approval: Flag = False
 
 
+def _margins(check: str, max_increase: float, leave_alone: float | None) -> None:
+    if leave_alone is not None and leave_alone >= max_increase:
+        raise ValueError(
+            f"{check}.leave_alone ({leave_alone:g}) must be smaller than {check}.max_increase ({max_increase:g}): "
+            "the change to leave alone is smaller than the harm to catch"
+        )
+
+
 class ErrorCheck(Frozen):
-    """Server-side failures: by default 5xx, 408 (model timeout) and 424 (model returned 5xx)."""
+    """Server-side failures: by default 5xx, 408 (model timeout), 424 (model returned 5xx) and 429
+    (throttled: at green's share of traffic, throttling is a regression users feel).
+
+    Two margins: `max_increase` is the harm the check promises to catch (a stage advances only once
+    green is proven below it) and `leave_alone` the smaller change it promises not to roll back for
+    (a rollback needs green proven above it). Between the two the stage keeps collecting."""
 
     enabled: Flag = True
     max_increase: Fraction = 0.005  # green may exceed blue's error rate by this many points (0.005 = half a point)
-    ceiling: Fraction | None = 0.05  # veto: green's error rate significantly above this
-    status_codes: Annotated[tuple[str, ...], AfterValidator(_status_codes)] = ("5xx", "408", "424")
+    leave_alone: Fraction | None = None  # default: half of max_increase
+    ceiling: Fraction | None = 0.05  # veto: green's error rate proven above this
+    status_codes: Annotated[tuple[str, ...], AfterValidator(_status_codes)] = ("5xx", "408", "424", "429")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ErrorCheck:
+        _margins("errors", self.max_increase, self.leave_alone)
+        return self
+
+    @property
+    def leave_alone_margin(self) -> float:
+        return self.max_increase / 2 if self.leave_alone is None else self.leave_alone
+
+
+Relative = Annotated[float, Field(strict=True, ge=0, le=100)]
 
 
 class LatencyCheck(Frozen):
+    """Green's latency percentile against blue's: catch `max_increase` (relative: 0.2 = 20% slower),
+    leave `leave_alone` alone (default half of it)."""
+
     enabled: Flag = True
     percentile: Annotated[float, Field(strict=True)] = 90
-    max_increase: Annotated[float, Field(strict=True, ge=0, le=100)] = 0.2  # relative: 0.2 = 20% slower
-    ceiling_ms: Annotated[float, Field(strict=True, gt=0)] | None = None  # veto: green's percentile above this
+    max_increase: Relative = 0.2
+    leave_alone: Relative | None = None
+    ceiling_ms: Annotated[float, Field(strict=True, gt=0)] | None = None  # veto: green's percentile proven above this
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LatencyCheck:
+        _margins("latency", self.max_increase, self.leave_alone)
+        return self
+
+    @property
+    def leave_alone_margin(self) -> float:
+        return self.max_increase / 2 if self.leave_alone is None else self.leave_alone
 
     @field_validator("percentile")
     @classmethod
@@ -139,13 +177,31 @@ class LatencyCheck(Frozen):
 
 
 class TailLatencyCheck(Frozen):
-    """The slow tail: green's share of requests slower than blue's `percentile` is compared with
-    blue's own share (a one-sided exceedance test), so a regression of a few percent of requests is
-    caught even when the median and P90 do not move."""
+    """The slow tail: green's `percentile` (P99) against blue's, so a regression of a few percent of
+    requests is caught even when the median and P90 do not move. Margins as for latency."""
 
     enabled: Flag = True
-    percentile: Annotated[float, Field(strict=True, gt=50, lt=100)] = 99
-    max_increase: Annotated[float, Field(strict=True, ge=0, le=100)] = 0.5  # green's P99 may be 50% above blue's
+    percentile: Annotated[float, Field(strict=True)] = 99
+    max_increase: Relative = 0.5  # green's P99 may be 50% above blue's
+    leave_alone: Relative | None = None
+
+    @field_validator("percentile")
+    @classmethod
+    def _tail_percentile(cls, value: float) -> float:
+        tails = [p for p in METRIC_PERCENTILES if p > 50]
+        if value not in tails:
+            known = ", ".join(f"P{p}" for p in tails)
+            raise ValueError(f"the tail is one of Azure Monitor's latency percentiles {known}, got P{value:g}")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TailLatencyCheck:
+        _margins("tail_latency", self.max_increase, self.leave_alone)
+        return self
+
+    @property
+    def leave_alone_margin(self) -> float:
+        return self.max_increase / 2 if self.leave_alone is None else self.leave_alone
 
 
 class ResourceCheck(Frozen):
@@ -157,11 +213,16 @@ class ResourceCheck(Frozen):
 
 
 class AnalysisSettings(Frozen):
-    interval: Duration = timedelta(minutes=1)  # how often the timer looks
+    # Accepted for policy files written for earlier versions; it changes nothing: the judge's bounds
+    # hold at every look, so every timer tick judges.
+    interval: Duration = timedelta(minutes=1)
     ingestion_lag: Duration = timedelta(minutes=2)  # metrics settle late; never judge the newest minutes
-    # Probability that a healthy green is rolled back anywhere in the rollout. Spent evenly over every
-    # (stage, look, comparison) so that judging every minute does not inflate false rollbacks.
+    # Probability that a green within every leave-alone margin is rolled back anywhere in the rollout.
+    # Split over the checks (and, within a check, over the stages it judges); never over looks.
     false_rollback_rate: Annotated[float, Field(strict=True, gt=0, lt=0.5)] = 0.01
+    # Probability that one stage's proof passes a green exactly at a check's max_increase (larger
+    # regressions far less often; to be promoted a regression must pass every stage).
+    missed_regression_rate: Annotated[float, Field(strict=True, gt=0, lt=0.5)] = 0.05
 
 
 class SmokeTest(Frozen):
@@ -186,6 +247,9 @@ class RolloutPolicy(Frozen):
     smoke_test: SmokeTest | None = None
     # A stage that cannot reach a verdict by its max_duration (too little data, inconclusive).
     on_stage_timeout: NoDataAction = "pause"
+    # A rollout paused by a person (or waiting for approval) while green holds traffic is still judged:
+    # a proven regression rolls it back, unless this says hold (then it is only reported).
+    while_paused: Literal["rollback", "hold"] = "rollback"
     # Provider failures in a row (metrics, logs, reads, orders Azure did not apply).
     consecutive_error_limit: Annotated[int, Field(strict=True, ge=1, le=100)] = 5
     on_provider_errors: NoDataAction = "pause"
@@ -218,24 +282,20 @@ class RolloutPolicy(Frozen):
             )
         return self
 
-    def looks_per_stage(self) -> int:
-        """The most analyses any one stage can run before it times out."""
-        longest = max(
-            [(s.max_duration - s.min_duration) for s in [self.mirror, *self.steps] if s is not None]
-            + [self.bake.max_duration - self.bake.duration]
+    def statistical_checks(self) -> int:
+        """Checks that spend the false-rollback budget: comparisons with blue and proven ceilings."""
+        return (
+            int(self.errors.enabled)
+            + int(self.errors.enabled and self.errors.ceiling is not None)
+            + int(self.latency.enabled)
+            + int(self.latency.enabled and self.latency.ceiling_ms is not None)
+            + int(self.tail_latency.enabled)
         )
-        return 1 + math.ceil(longest / self.analysis.interval)
 
-    def comparisons(self) -> int:
-        return int(self.errors.enabled) + int(self.latency.enabled) + int(self.tail_latency.enabled)
+    def judged_stages(self) -> int:
+        return (1 if self.mirror else 0) + len(self.steps) + 1
 
-    def per_look_alpha(self) -> float:
-        """The significance level of one comparison at one look (Bonferroni over the rollout).
-
-        Bonferroni holds whatever the dependence between looks on overlapping windows, at the cost
-        of some power; with per-request latency samples the power left is ample (see the
-        calibration tests).
-        """
-        stages = len(self.steps) + (1 if self.mirror else 0)
-        tests = max(1, stages * self.looks_per_stage() * max(1, self.comparisons()))
-        return self.analysis.false_rollback_rate / tests
+    def check_alpha(self) -> float:
+        """The rollback budget of one check in one stage: the rollout's false-rollback rate split
+        over the checks and the stages, never over looks (the bounds hold at every look)."""
+        return self.analysis.false_rollback_rate / (max(1, self.statistical_checks()) * self.judged_stages())

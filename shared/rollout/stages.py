@@ -3,7 +3,7 @@ hold where the rollout stands, and the window each stage is judged on. Pure func
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.rollout.model import (
@@ -100,16 +100,35 @@ def stage_limits(policy: RolloutPolicy, rollout: Rollout) -> tuple[Any, Any, int
     return policy.bake.duration, policy.bake.max_duration, policy.bake.min_requests
 
 
+# Phases in which green may hold traffic while the rollout waits (a gate, a person's pause): judged
+# too, for regressions only.
+WATCHED_PHASES = frozenset({P.AWAITING_APPROVAL, P.PAUSED})
+MINUTE = timedelta(minutes=1)
+
+
+def _floor_minute(t: datetime) -> datetime:
+    return t.replace(second=0, microsecond=0)
+
+
+def _ceil_minute(t: datetime) -> datetime:
+    floor = _floor_minute(t)
+    return floor if floor == t else floor + MINUTE
+
+
 def analysis_window(rollout: Rollout, policy: RolloutPolicy, now: datetime) -> tuple[datetime, datetime] | None:
-    """The settled window to judge, once the stage has run its minimum time; None before that.
-    Only a confirmed split is judged: the stage's clock starts when Azure was seen holding it."""
-    if rollout.phase not in EXPOSED_PHASES or not rollout.traffic_confirmed:
+    """The one window every source is read over: from the first whole minute after Azure was seen
+    holding green's current split, to the last whole minute before `now - ingestion_lag`. None
+    before one settled minute exists, while nothing is confirmed, or where nothing is judged."""
+    judged = rollout.phase in EXPOSED_PHASES or (
+        rollout.phase in WATCHED_PHASES and not paused_out_of_rollback(rollout)
+    )
+    if not judged or not rollout.traffic_confirmed or rollout.window_started_at is None:
         return None
-    min_duration, _, _ = stage_limits(policy, rollout)
-    end = now - policy.analysis.ingestion_lag
-    if end - rollout.stage_started_at < min_duration:
+    start = _ceil_minute(rollout.window_started_at)
+    end = _floor_minute(now - policy.analysis.ingestion_lag)
+    if end - start < MINUTE:
         return None
-    return rollout.stage_started_at, end
+    return start, end
 
 
 def paused_out_of_rollback(rollout: Rollout) -> bool:

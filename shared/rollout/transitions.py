@@ -127,6 +127,8 @@ def enter_stage(
             "stage_started_at": now,
             "desired": split,
             "traffic_confirmed": split == rollout.desired and rollout.traffic_confirmed,
+            # A new split starts a new judged window once Azure is seen holding it.
+            "window_started_at": rollout.window_started_at if split == rollout.desired else None,
             "consecutive_errors": 0,
             "endpoint_busy_since": None,
             "last_action_error": "",
@@ -168,6 +170,7 @@ def begin_rollback(
             "gate_to": None,
             "desired": split,
             "traffic_confirmed": held and rollout.traffic_confirmed and split == rollout.desired,
+            "window_started_at": None,
             "consecutive_errors": 0,
             "last_action_error": "",
             "endpoint_busy_since": None,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from shared.rollout.actions import CreateDeployment, DeleteDeployment, SetTraffic, TagDeployment
-from shared.rollout.analysis import WindowMetrics
+from shared.rollout.analysis import Verdict, WindowMetrics
 from shared.rollout.machine import (
     CommandKind,
     CommandRejectedError,
@@ -27,13 +27,15 @@ P = RolloutPhase
 POLICY = RolloutPolicy()
 
 
-def healthy(rng_seed: int = 0, green_requests: int = 2000, **green_kw: float) -> WindowMetrics:
+def healthy(rng_seed: int = 0, green_requests: int = 20_000, **green_kw: float) -> WindowMetrics:
+    """A window with enough traffic to prove a healthy green within every margin."""
     rng = np.random.default_rng(rng_seed)
+    green_kw = {"error_rate": 0.002, **green_kw}
     return WindowMetrics(
         start=T0,
         end=T0 + minutes(10),
-        green=deployment_metrics(rng, green_requests, **green_kw),
-        blue=deployment_metrics(rng, 10_000, samples=2000),
+        green=deployment_metrics(rng, green_requests, samples=min(green_requests, 5000), **green_kw),
+        blue=deployment_metrics(rng, 100_000, samples=5000, error_rate=0.002),
     )
 
 
@@ -42,9 +44,10 @@ def at(rollout: Rollout, phase: P, step: int = -1, policy: RolloutPolicy = POLIC
     from shared.rollout.machine import split_for
 
     split = split_for(rollout, policy, phase, step)
-    return rollout.model_copy(
-        update={"phase": phase, "step": step, "desired": split, "traffic_confirmed": True, **extra}
-    )
+    exposed = split.live_of(rollout.green) or split.mirror_of(rollout.green)
+    update = {"phase": phase, "step": step, "desired": split, "traffic_confirmed": True}
+    update["window_started_at"] = rollout.stage_started_at if exposed else None
+    return rollout.model_copy(update=update | extra)
 
 
 def traffic_of(decision) -> TrafficSplit:
@@ -189,11 +192,28 @@ def test_drift_pauses_without_touching_traffic():
 # --- judging stages ----------------------------------------------------------------------------
 
 
-def test_stage_holds_until_its_minimum_duration_plus_lag():
+def test_a_stage_is_judged_from_its_first_settled_minute():
     rollout = at(started(), P.MIRRORING)
-    decision = decide(rollout, POLICY, observe(rollout, metrics=healthy()), T0 + minutes(11))
-    assert decision.rollout.phase == P.MIRRORING
-    assert "observing mirror 20%" in decision.reason
+    early = decide(rollout, POLICY, observe(rollout, metrics=healthy()), T0 + minutes(2.5))
+    assert early.rollout.phase == P.MIRRORING
+    assert "observing mirror 20%" in early.reason  # the first minute is not settled yet
+    assert early.evidence == ()
+
+
+def test_a_proven_stage_still_soaks_for_its_minimum_time():
+    rollout = at(started(), P.MIRRORING)
+    proven = decide(rollout, POLICY, observe(rollout, metrics=healthy()), T0 + minutes(4))
+    assert proven.rollout.phase == P.MIRRORING
+    assert "proven within its margin; soaking until 12:05 UTC (5m)" in proven.reason
+    assert {r.verdict for r in proven.evidence if r.required} == {Verdict.PASS}
+
+
+def test_a_regression_is_rolled_back_before_the_soak_time_ends():
+    rollout = at(started(), P.MIRRORING)
+    slow = decide(rollout, POLICY, observe(rollout, metrics=healthy(latency_ms=200.0)), T0 + minutes(3))
+    assert slow.rollout.phase == P.ROLLING_BACK
+    assert "latency" in slow.reason
+    assert "proven worse" in slow.reason
 
 
 def test_healthy_mirror_advances_to_first_step_in_one_put():
@@ -265,11 +285,40 @@ def test_bake_success_tags_roles_and_schedules_blue_deletion():
     assert pending.not_before == T0 + minutes(13) + timedelta(hours=1)
 
 
-def test_bake_uses_absolute_checks_only():
+def _baked(policy: RolloutPolicy = POLICY) -> Rollout:
+    """A rollout that judged its last canary step (blue's figures recorded) and now bakes."""
+    rollout = at(started(policy), P.CANARY, len(policy.steps) - 1, policy)
+    step = decide(rollout, policy, observe(rollout, metrics=healthy()), T0 + minutes(13))
+    assert step.rollout.phase == P.BAKING
+    assert step.rollout.baseline is not None
+    confirmed = decide(step.rollout, policy, observe(step.rollout), T0 + minutes(14))
+    return confirmed.rollout
+
+
+def _bake_window(green_error_rate: float) -> WindowMetrics:
+    rng = np.random.default_rng(3)
+    green = deployment_metrics(rng, 20_000, samples=5000, error_rate=green_error_rate)
+    return WindowMetrics(start=T0 + minutes(15), end=T0 + minutes(25), green=green, blue=None)
+
+
+def test_the_bake_compares_green_with_blues_recorded_figures():
+    baking = _baked()
+    assert baking.phase == P.BAKING
+    assert baking.traffic_confirmed
+    # 4% errors is under the 5% ceiling: only the comparison with blue's 0.2% can catch it.
+    bad = decide(baking, POLICY, observe(baking, metrics=_bake_window(0.04)), T0 + minutes(20))
+    assert bad.rollout.phase == P.ROLLING_BACK
+    errors = next(r for r in bad.evidence if r.check == "errors")
+    assert errors.verdict == Verdict.FAIL
+    assert errors.evidence["blue_source"] == "blue's recorded figures"
+    good = decide(baking, POLICY, observe(baking, metrics=_bake_window(0.002)), T0 + minutes(20))
+    assert good.rollout.phase == P.SUCCEEDED
+
+
+def test_the_error_ceiling_vetoes_even_without_a_blue():
     policy = RolloutPolicy(bake=BakeStage(duration=timedelta(minutes=5)))
-    rollout = at(started(policy), P.BAKING, policy=policy)
-    bad = healthy(error_rate=0.3)
-    decision = decide(rollout, policy, observe(rollout, metrics=bad), T0 + minutes(8))
+    rollout = at(started(policy, blue=None), P.BAKING, policy=policy)
+    decision = decide(rollout, policy, observe(rollout, metrics=healthy(error_rate=0.3)), T0 + minutes(8))
     assert decision.rollout.phase == P.ROLLING_BACK
     assert "ceiling" in decision.reason
 

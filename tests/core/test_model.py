@@ -117,9 +117,22 @@ def test_policy_round_trips_through_json():
     assert RolloutPolicy.model_validate_json(policy.model_dump_json()) == policy
 
 
-def test_per_look_alpha_spends_the_budget_over_every_look():
+def test_the_false_rollback_budget_is_split_over_checks_and_stages_never_looks():
     policy = RolloutPolicy()
-    looks = policy.looks_per_stage()
-    stages = len(policy.steps) + 1
-    assert policy.comparisons() == 3  # errors, latency, tail
-    assert policy.per_look_alpha() == pytest.approx(0.01 / (stages * looks * 3))
+    # errors (with its ceiling), latency and the tail; mirror, two steps and the bake.
+    assert policy.statistical_checks() == 4
+    assert policy.judged_stages() == 4
+    assert policy.check_alpha() == pytest.approx(0.01 / 16)
+    # Looking more often changes nothing: the old interval setting is accepted and ignored.
+    assert RolloutPolicy.model_validate({"analysis": {"interval": "5m"}}).check_alpha() == policy.check_alpha()
+    fewer = RolloutPolicy.model_validate({"tail_latency": {"enabled": False}, "errors": {"ceiling": None}})
+    assert fewer.check_alpha() == pytest.approx(0.01 / 8)
+
+
+def test_leave_alone_must_be_smaller_than_the_harm_to_catch():
+    assert RolloutPolicy().errors.leave_alone_margin == pytest.approx(0.0025)
+    assert RolloutPolicy().latency.leave_alone_margin == pytest.approx(0.1)
+    with pytest.raises(ValidationError, match=r"errors.leave_alone \(0.01\) must be smaller than errors.max_increase"):
+        RolloutPolicy.model_validate({"errors": {"max_increase": 0.005, "leave_alone": 0.01}})
+    with pytest.raises(ValidationError, match="tail is one of Azure Monitor's latency percentiles"):
+        RolloutPolicy.model_validate({"tail_latency": {"percentile": 97}})

@@ -60,10 +60,14 @@ def test_the_stage_clock_starts_when_azure_is_seen_holding_the_split():
     confirmed = decision.rollout
     assert confirmed.traffic_confirmed
     assert confirmed.stage_started_at == seen_at
-    # The mirror's minimum time counts from confirmation: minutes before Azure applied it are not data.
-    assert analysis_window(confirmed, POLICY, T0 + minutes(13)) is None
+    assert confirmed.window_started_at == seen_at
+    # The judged data start at the first whole minute after Azure was seen holding the split and end
+    # at the last whole minute before now - ingestion lag: minutes before it applied are not data.
+    assert analysis_window(confirmed, POLICY, seen_at + minutes(2.9)) is None  # no settled minute yet
+    assert analysis_window(confirmed, POLICY, seen_at + minutes(3)) == (seen_at, seen_at + minutes(1))
     assert analysis_window(rollout, POLICY, T0 + minutes(30)) is None  # never judged unconfirmed
-    assert analysis_window(confirmed, POLICY, seen_at + minutes(13)) == (seen_at, seen_at + minutes(11))
+    late = confirmed.model_copy(update={"window_started_at": seen_at + minutes(0.25)})
+    assert analysis_window(late, POLICY, seen_at + minutes(13.5)) == (seen_at + minutes(1), seen_at + minutes(11))
 
 
 def test_after_a_409_the_split_is_ordered_again_once_idle_without_counting_an_error():

@@ -13,7 +13,8 @@ def test_a_regression_that_starts_later_is_caught_at_the_step_it_shows_in():
     lines = dry_run(ROOT / "policy.yaml", ROOT / "demo/scenarios/slow-after-30-minutes.yaml")
     assert lines[-1].startswith("ended RolledBack")
     rollback = next(line for line in lines if "RollingBack" in line)
-    assert "failed: latency" in rollback
+    # The slowdown shows first in the P99 or the P90, whichever bound is proven first.
+    assert "failed: latency" in rollback or "failed: tail" in rollback
 
 
 def test_low_traffic_holds_and_then_pauses_as_the_policy_says():

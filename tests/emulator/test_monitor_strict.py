@@ -5,7 +5,7 @@ error body of the REST spec's example."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -239,3 +239,33 @@ def test_deployment_scope_requests_count_mirrored_copies_and_endpoint_scope_can_
     )
     served = sum(p.get("average", 0) for s in body["values"][0]["value"][0]["timeseries"] for p in s["data"])
     assert served > 0.2 * 1200 * 4
+
+
+@pytest.mark.parametrize("scope", ["endpoint", "deployment"])
+def test_the_tail_percentile_is_served_per_deployment_and_minute_beside_the_latency_percentile(world, scope):
+    """`RequestLatency_P99` (a tail check's percentile) and `RequestLatency_P90` in one call: one
+    metric entry each, per deployment (split at the endpoint; the deployment's own at deployment
+    scope) and minute, each the percentile of that minute's request durations."""
+    params = {"metricnames": "RequestLatency_P90,RequestLatency_P99", "aggregation": "Average"}
+    if scope == "endpoint":
+        params |= {"filter": "deployment eq 'blue' or deployment eq 'green'", "top": "100", "orderby": "average desc"}
+        rid = endpoint(world)
+    else:
+        rid = deployment(world, "green")
+    status, body, _ = ask(world, rid, **params)
+    assert status == 200, body
+    metrics = body["values"][0]["value"]
+    assert [m["name"]["value"] for m in metrics] == ["RequestLatency_P90", "RequestLatency_P99"]
+    stats = {d: world.emu.sim.stats[("fraud-scorer", d)] for d in ("blue", "green")}
+    seen = 0
+    for m in metrics:
+        p = float(m["name"]["value"].split("_P")[1])
+        for series in m["timeseries"]:
+            d = series["metadatavalues"][0]["value"] if scope == "endpoint" else "green"
+            for point in series["data"]:
+                if "average" not in point:
+                    continue
+                minute = datetime.fromisoformat(point["timeStamp"].replace("Z", "+00:00"))
+                assert point["average"] == pytest.approx(stats[d][minute].percentile(p))
+                seen += 1
+    assert seen >= (2 * 2 * 5 if scope == "endpoint" else 2 * 5)

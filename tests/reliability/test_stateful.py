@@ -283,10 +283,13 @@ class RolloutWorld(RuleBasedStateMachine):
         self.ledger.hand_split_untouchable = not ours
         if len(split.live) == 1 and not ours:
             # The person chose what serves production: later rollouts start from it, and going back
-            # to it (a rollback of a newer version) is no regression of ours.
+            # to it (a rollback of a newer version) is no regression of ours. Unless it is the green
+            # of a rollout still under way: that rollout may still be rolled back or superseded,
+            # which sends its green's traffic back to its blue as it always does.
             (serving,) = split.live
             version = sw.deployment_version(self.emu, serving)
-            if version is not None:
+            still_judged = any(s.rollout.phase.active and s.rollout.green.lower() == serving for s in self.rollouts())
+            if version is not None and not still_judged:
                 self.ledger.floor = version
         self.ledger.hand_routed |= set(split.live) | set(split.mirror)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from emulator.transport import StaticCredential
 from shared.adapters.monitor import MonitorMetrics
 from shared.ports import MetricsQuery, ProviderError
@@ -28,7 +30,7 @@ ENDPOINT = EndpointRef(
 START = datetime(2025, 7, 20, 9, 36, tzinfo=UTC)  # the recorded series' own hour
 
 
-def query() -> MetricsQuery:
+def query(tail: float | None = None) -> MetricsQuery:
     return MetricsQuery(
         endpoint=ENDPOINT,
         blue="blue",
@@ -38,6 +40,7 @@ def query() -> MetricsQuery:
         error_codes=("5xx", "424"),
         percentile=90,
         region="eastus",
+        tail_percentile=tail,
     )
 
 
@@ -47,14 +50,18 @@ def never_judged(result: WindowMetrics | ProviderError) -> None:
         return
     assert result.green.requests == 0, "requests read from a metric we did not ask for"
     assert result.green.latency_ms == ()
+    assert result.green.minutes == (), "per-minute figures read from a metric we did not ask for"
 
 
-def test_a_recorded_metrics_batch_answer_is_read_without_error_and_never_judged():
+@pytest.mark.parametrize("tail", [None, 99.0])
+def test_a_recorded_metrics_batch_answer_is_read_without_error_and_never_judged(tail):
+    """With the tail check too: the recorded answer holds neither percentile (nor any metric tied to
+    the resource), so no minute is filled from it."""
     transport = ReplayTransport(METRICS, loose=True)
     adapter = MonitorMetrics(
         StaticCredential(), metrics_endpoint="https://{region}.metrics.monitor.azure.com", transport=transport
     )
-    (result,) = adapter.fetch([query()])
+    (result,) = adapter.fetch([query(tail)])
     transport.assert_no_misses()
     assert transport.served_for("POST", "metrics:getBatch"), "the recorded answer was served"
     never_judged(result)

@@ -47,7 +47,7 @@ def test_each_rollout_opens_with_a_summary_of_outcome_duration_exposure_and_evid
     assert re.search(r"about [\d,]+ requests served by green live", succeeded)
     assert "none: green never served users live" in mirror_fail  # rolled back while mirrored
     assert "latency: green P90" in mirror_fail
-    assert "exceeds +20%" in mirror_fail
+    assert "proven worse than the 1.10x left alone" in mirror_fail
     assert re.search(r"about [\d,]+ requests served by green live in the analysis windows \(canary 10%\)", canary_fail)
 
 
@@ -59,11 +59,14 @@ def _minutes(label: str) -> int:
 def test_the_time_axis_ends_with_the_data_not_an_hour_later(page):
     succeeded = sections(page)[0]
     ticks = [_minutes(t) for t in re.findall(r'class="xtick"[^>]*>(\d\d:\d\d)<', succeeded)]
-    # The rollout succeeded at 09:58 and its metrics end a few minutes later; old blue was deleted
-    # at 10:58 and 11:00, which used to stretch the axis an hour past the data.
-    assert max(ticks) <= _minutes("10:10")
-    assert "10:58" in succeeded  # still in the audit trail, and in the legend as after the chart
-    assert "(after the chart&#x27;s end)" in succeeded or "(after the chart's end)" in succeeded
+    # Old blue is deleted an hour after the success (keep_old_blue_for), which used to stretch the
+    # axis an hour past the data; the deletion stays in the audit trail.
+    deleted = re.search(r"(\d\d:\d\d)</td><td>[^<]*</td><td>[^<]*</td><td>fraud-model-v1 deleted", succeeded)
+    done = re.search(r"(\d\d:\d\d)</td><td>Baking &rarr; Succeeded", succeeded)
+    assert deleted, "old blue's deletion is in the audit trail"
+    assert done, "the success is in the audit trail"
+    assert _minutes(deleted.group(1)) - _minutes(done.group(1)) >= 60
+    assert max(ticks) <= _minutes(done.group(1)) + 15
 
 
 def _is_125(step: float) -> bool:
@@ -97,9 +100,10 @@ def test_limits_and_analysis_windows_are_drawn(page):
     for name in ("mirror 20%", "canary 10%", "canary 50%", "bake"):
         assert 'class="wlabel"' in traffic
         assert f">{name}</text>" in traffic
-    # blue's P90 +20% and blue's error rate +0.5 points, where a comparison applied (not in bake)
-    assert len(re.findall(r'<line class="limit"', latency)) == 3
-    assert len(re.findall(r'<line class="limit"', errors)) == 3
+    # blue's P90 +20% and blue's error rate +0.5 points in every stage (the bake against blue's
+    # figures recorded before it)
+    assert len(re.findall(r'<line class="limit"', latency)) == 4
+    assert len(re.findall(r'<line class="limit"', errors)) == 4
     assert re.search(r">limit \d+ ms<", latency)
     assert re.search(r">limit \d+\.\d\d%<", errors)
     assert "limit: blue +20%" in succeeded
@@ -121,11 +125,19 @@ def test_every_decision_marker_is_numbered_and_listed_in_a_legend(page):
 def test_evidence_is_told_in_words_with_the_raw_values_kept_in_details(page):
     readable = without_raw(page)
     assert not re.search(r"\d(?:\.\d+)?e-\d", readable), re.findall(r".{60}\d(?:\.\d+)?e-\d.{20}", readable)[:3]
-    assert re.search(r"errors: green \d+(\.\d+)?% vs blue \d\.\d\d%: within \+0\.5 points", readable)
-    assert re.search(r"errors: green \d\.\d% vs blue 0\.\d\d%: exceeds \+0\.5 points \(p&lt;0\.001\)", readable)
+    assert re.search(
+        r"errors: green \d+(\.\d+)?% vs blue \d\.\d\d% \([+-][\d.]+ points\), "
+        r"bounds [+-][\d.]+ points \.\. [+-][\d.]+ points: proven within \+0\.5 points",
+        readable,
+    )
+    assert re.search(
+        r"errors: green \d\.\d% vs blue 0\.\d\d% \(\+[\d.]+ points\), bounds .{0,40}: proven worse than \+0\.25 points",
+        readable,
+    )
     raw = "".join(re.findall(r'<details class="raw">.*?</details>', page, re.S))
     assert "alpha=" in raw
-    assert "p_value=" in raw
+    assert "lower=" in raw
+    assert "upper=" in raw
     assert "<details open" not in page  # collapsed
 
 
