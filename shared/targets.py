@@ -11,6 +11,9 @@ targets:
   - model: "*"
     endpoint_tag: deploy-to          # the model's tag names the endpoint...
     allowed_endpoints: [scorer-a, scorer-b]   # ...but only one of these
+    notify:                          # optional: Teams / Slack messages (shared/notifications.py)
+      teams: {url_setting: TEAMS_WEBHOOK_URL}   # the app setting holding the URL, never the URL
+      on: [ApprovalRequested, Paused, RolledBack, Failed, Succeeded]
 ```
 The first target that matches wins. A model no target matches is ignored, with a log line saying why.
 """
@@ -28,6 +31,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from shared.notifications import NotifyConfig
 from shared.rollout.model import Frozen, WorkspaceRef, is_valid_resource_name
 from shared.rollout.policy import RolloutPolicy
 
@@ -136,6 +140,7 @@ class Target(Frozen):
     workspace: str | None = None
     policy: dict[str, Any] = {}
     template: dict[str, Any] = {}  # first deployment on an empty endpoint: instance_type, instance_count, ...
+    notify: NotifyConfig | None = None  # Teams / Slack messages on lifecycle events (shared/notifications.py)
 
     @field_validator("workspace")
     @classmethod

@@ -11,6 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {
     "model_registered": ("eventGridTrigger", None),
+    "notify": ("eventGridTrigger", None),
     "reconcile_timer": ("timerTrigger", None),
     "alert_webhook": ("httpTrigger", "alerts"),
     "list_rollouts": ("httpTrigger", "rollouts"),
