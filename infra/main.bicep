@@ -49,6 +49,21 @@ param enableLifecycleTopic bool = true
 @description('NCRONTAB (six fields, UTC) of the reconcile timer.')
 param reconcileSchedule string = '0 */1 * * * *'
 
+@description('App settings holding notification webhook URLs, named by the policy file\'s `notify.*.url_setting` (e.g. { TEAMS_WEBHOOK_URL: \'@Microsoft.KeyVault(SecretUri=https://<vault>.vault.azure.net/secrets/teams-webhook)\' }). Prefer Key Vault references: the URL is a credential.')
+@secure()
+param notificationSettings object = {}
+
+@description('Alert rules on the app\'s own health: failed or missing reconcile ticks, a rollout past its deadline, dead-lettered events.')
+param enableHealthAlerts bool = true
+
+@description('E-mail addresses told when a health alert fires (an action group); empty: the alerts show in Azure Monitor only.')
+param opsAlertEmails array = []
+
+@description('A rollout still not finished this many hours after it started is reported as stuck (the default policy deadline is 24 h; the alert looks back 2 days).')
+@minValue(2)
+@maxValue(46)
+param stuckAfterHours int = 26
+
 @description('Largest number of instances the Flex Consumption plan may scale to.')
 @minValue(1)
 @maxValue(100)
@@ -60,6 +75,8 @@ var tags = { 'azd-env-name': environmentName, app: 'safe-rollout' }
 var tableName = 'saferollouts'
 var deploymentContainer = 'app-package'
 var deadLetterContainer = 'eventgrid-deadletter'
+// Webhook URLs for notifications, as app settings named by the policy file (values never logged).
+var notificationAppSettings = [for setting in items(notificationSettings): { name: setting.key, value: setting.value }]
 // Azure built-in role ids (Microsoft Learn, "Azure built-in roles").
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
@@ -194,7 +211,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      appSettings: [
+      appSettings: concat([
         { name: 'AzureWebJobsStorage__accountName', value: storage.name }
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: insights.properties.ConnectionString }
         { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'Authorization=AAD' }
@@ -212,7 +229,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SAFE_ROLLOUT_TICK_BUDGET_SECONDS', value: '240' }
         { name: 'SAFE_ROLLOUT_POLLING_INTERVAL', value: '5' }
         { name: 'SAFE_ROLLOUT_CREDENTIAL', value: 'default' }
-      ]
+      ], notificationAppSettings)
     }
     functionAppConfig: {
       deployment: {
@@ -325,7 +342,249 @@ resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
+// -- Notifications: the lifecycle topic's events go to the `notify` function (Teams, Slack) ---------
+
+// Created on azd's second pass, like the ModelRegistered subscription: the function must exist.
+// CloudEvents in, CloudEvents out (a topic with the CloudEvents input schema delivers only those).
+// A notification a day late helps nobody: an hour of retries, then the dead-letter container.
+resource notifications 'Microsoft.EventGrid/topics/eventSubscriptions@2022-06-15' = if (enableLifecycleTopic && wireEvents) {
+  parent: lifecycleTopic
+  name: 'safe-rollout-notify'
+  properties: {
+    destination: {
+      endpointType: 'AzureFunction'
+      properties: {
+        resourceId: '${app.id}/functions/notify'
+        maxEventsPerBatch: 1
+        preferredBatchSizeInKilobytes: 64
+      }
+    }
+    eventDeliverySchema: 'CloudEventSchemaV1_0'
+    retryPolicy: {
+      maxDeliveryAttempts: 10
+      eventTimeToLiveInMinutes: 60
+    }
+    deadLetterWithResourceIdentity: {
+      identity: { type: 'SystemAssigned' }
+      deadLetterDestination: {
+        endpointType: 'StorageBlob'
+        properties: {
+          resourceId: storage.id
+          blobContainerName: deadLetterContainer
+        }
+      }
+    }
+  }
+}
+
+// The lifecycle topic writes undeliverable notifications to the dead-letter container.
+resource lifecycleDeadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (enableLifecycleTopic) {
+  name: guid(storage.id, 'lifecycle-topic', roles.storageBlobDataContributor)
+  scope: storage
+  properties: {
+    principalId: enableLifecycleTopic ? lifecycleTopic.identity.principalId : ''
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+  }
+}
+
+// -- Watching the app itself: a workbook and alert rules on its own log ------------------------------
+
+// Rollouts in flight and recent, decisions over time, ticks, and a per-rollout drill-down, from the
+// app's log lines in Application Insights (`rollout <id> [<endpoint>] <from> -> <to>: <reason>`).
+resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
+  name: guid(resourceGroup().id, environmentName, 'safe-rollout-workbook')
+  location: location
+  tags: tags
+  kind: 'shared'
+  properties: {
+    displayName: 'Safe Rollout (${environmentName})'
+    category: 'workbook'
+    sourceId: insights.id
+    serializedData: replace(loadTextContent('workbook.json'), '__APP_INSIGHTS_ID__', insights.id)
+  }
+}
+
+// Health alerts tell these people (when any are given); else they show in Azure Monitor only.
+var notifyOps = enableHealthAlerts && !empty(opsAlertEmails)
+var healthActions = notifyOps ? [ opsGroup.id ] : []
+var healthMetricActions = notifyOps ? [ { actionGroupId: opsGroup.id } ] : []
+
+resource opsGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (notifyOps) {
+  name: 'ag-safe-rollout-ops'
+  location: 'global'
+  tags: tags
+  properties: {
+    groupShortName: 'srops'
+    enabled: true
+    emailReceivers: [for (address, i) in opsAlertEmails: {
+      name: 'ops-${i}'
+      emailAddress: address
+      useCommonAlertSchema: true
+    }]
+  }
+}
+
+// A tick that failed (the function threw) or that could not reconcile some rollouts (logged as
+// `tick: ... N failed, ...`, each with its traceback in `exceptions`).
+resource failedTicks 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = if (enableHealthAlerts) {
+  name: 'safe-rollout-failed-ticks-${environmentName}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Safe Rollout: reconcile ticks failing'
+    description: 'The reconcile timer failed, or could not reconcile some rollouts, in the last 15 minutes. Traces and exceptions of reconcile_timer say why.'
+    severity: 2
+    enabled: true
+    scopes: [ insights.id ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: loadTextContent('queries/failed-ticks.kql')
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: { actionGroups: healthActions }
+  }
+}
+
+// No tick at all for 15 minutes: the timer stopped (the app is down, or its host storage is not
+// reachable for the timer's lease).
+resource missingTicks 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = if (enableHealthAlerts) {
+  name: 'safe-rollout-missing-ticks-${environmentName}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Safe Rollout: reconcile timer not running'
+    description: 'No reconcile tick was logged in the last 15 minutes: rollouts are not being judged or moved.'
+    severity: 1
+    enabled: true
+    scopes: [ insights.id ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: loadTextContent('queries/ticks.kql')
+          timeAggregation: 'Count'
+          operator: 'LessThan'
+          threshold: 1
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: { actionGroups: healthActions }
+  }
+}
+
+// A rollout started more than stuckAfterHours ago whose last logged decision is not final: the
+// deadline should have rolled it back (or a person should have decided), so the app is not
+// reaching it. One row per stuck rollout, split by rollout id and endpoint.
+resource stuckRollouts 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = if (enableHealthAlerts) {
+  name: 'safe-rollout-stuck-${environmentName}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Safe Rollout: a rollout is past its deadline'
+    description: 'A rollout started more than ${stuckAfterHours} hours ago has not finished. Look at it: safe-rollout get <rolloutId>.'
+    severity: 2
+    enabled: true
+    scopes: [ insights.id ]
+    evaluationFrequency: 'PT1H'
+    windowSize: 'P2D'
+    criteria: {
+      allOf: [
+        {
+          query: replace(loadTextContent('queries/stuck-rollouts.kql'), '__STUCK_AFTER__', '${stuckAfterHours}h')
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          dimensions: [
+            { name: 'rolloutId', operator: 'Include', values: [ '*' ] }
+            { name: 'endpoint', operator: 'Include', values: [ '*' ] }
+          ]
+          failingPeriods: { numberOfEvaluationPeriods: 1, minFailingPeriodsToAlert: 1 }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: { actionGroups: healthActions }
+  }
+}
+
+// Events Event Grid gave up on (the function failed for 24 h, or a notification for an hour) land
+// in the dead-letter container: Event Grid's DeadLetteredCount metric (Total, PT1M) tells at once.
+resource lifecycleDeadLetters 'Microsoft.Insights/metricAlerts@2018-03-01' = if (enableHealthAlerts && enableLifecycleTopic) {
+  name: 'safe-rollout-dead-letters-lifecycle-${environmentName}'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'Lifecycle events (notifications) were dead-lettered to the ${deadLetterContainer} container.'
+    severity: 3
+    enabled: true
+    scopes: [ lifecycleTopic.id ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: 'deadlettered'
+          metricNamespace: 'Microsoft.EventGrid/topics'
+          metricName: 'DeadLetteredCount'
+          operator: 'GreaterThan'
+          threshold: 0
+          timeAggregation: 'Total'
+        }
+      ]
+    }
+    actions: healthMetricActions
+  }
+}
+
+resource modelEventDeadLetters 'Microsoft.Insights/metricAlerts@2018-03-01' = if (enableHealthAlerts) {
+  name: 'safe-rollout-dead-letters-model-registered-${environmentName}'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'ModelRegistered events were dead-lettered to the ${deadLetterContainer} container: the model_registered function failed for 24 h. Replay them (docs/OPERATIONS.md).'
+    severity: 2
+    enabled: true
+    scopes: [ workspace.outputs.systemTopicId ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: 'deadlettered'
+          metricNamespace: 'Microsoft.EventGrid/systemTopics'
+          metricName: 'DeadLetteredCount'
+          operator: 'GreaterThan'
+          threshold: 0
+          timeAggregation: 'Total'
+        }
+      ]
+    }
+    actions: healthMetricActions
+  }
+}
+
 output AZURE_FUNCTION_APP_NAME string = app.name
 output SAFE_ROLLOUT_API string = 'https://${app.properties.defaultHostName}/api'
 output SAFE_ROLLOUT_STORAGE_ACCOUNT string = storage.name
 output SAFE_ROLLOUT_LOG_ANALYTICS_WORKSPACE_ID string = logs.properties.customerId
+output SAFE_ROLLOUT_WORKBOOK_ID string = workbook.id

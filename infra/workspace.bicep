@@ -256,3 +256,4 @@ resource errorAlerts 'Microsoft.Insights/metricAlerts@2018-03-01' = [
 
 output systemTopicPrincipalId string = systemTopic.identity.principalId
 output systemTopicName string = systemTopicName
+output systemTopicId string = systemTopic.id

@@ -17,6 +17,8 @@ from tests.infra.bicep import body, resolve, resources
 
 ENDPOINTS = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
 DEPLOYMENTS = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments"
+TOPICS = "Microsoft.EventGrid/topics"
+SYSTEM_TOPICS = "Microsoft.EventGrid/systemTopics"
 
 # (namespace, metric) -> (aggregations, dimensions, time grains), exactly as listed by Azure Monitor's
 # "Supported metrics for Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
@@ -46,6 +48,20 @@ ALLOWED: dict[tuple[str, str], tuple[frozenset[str], frozenset[str], frozenset[s
     (DEPLOYMENTS, "CpuMemoryUtilizationPercentage"): (
         frozenset({"Minimum", "Maximum", "Average"}),
         frozenset({"instanceId"}),
+        frozenset({"PT1M"}),
+    ),
+    # Dead-lettered events: "Supported metrics for Microsoft.EventGrid/topics" and ".../systemTopics"
+    # https://learn.microsoft.com/azure/azure-monitor/reference/supported-metrics/microsoft-eventgrid-topics-metrics
+    # https://learn.microsoft.com/azure/azure-monitor/reference/supported-metrics/microsoft-eventgrid-systemtopics-metrics
+    # (and MicrosoftDocs/azure-docs articles/event-grid/monitor-push-reference.md): Count, Total, PT1M.
+    (TOPICS, "DeadLetteredCount"): (
+        frozenset({"Total"}),
+        frozenset({"DeadLetterReason", "EventSubscriptionName"}),
+        frozenset({"PT1M"}),
+    ),
+    (SYSTEM_TOPICS, "DeadLetteredCount"): (
+        frozenset({"Total"}),
+        frozenset({"DeadLetterReason", "EventSubscriptionName"}),
         frozenset({"PT1M"}),
     ),
 }
