@@ -7,7 +7,8 @@ from typing import Any
 
 import requests
 
-# (method, path under /api such as "/rollouts", query params, JSON body) -> (status, JSON body).
+# (method, path under /api such as "/rollouts", query params, JSON body) -> (status, JSON body, or the
+# text of an HTML page such as the report).
 # Tests route it to the function handlers; `http_transport` sends it over HTTPS.
 Transport = Callable[[str, str, Mapping[str, str] | None, Any], tuple[int, Any]]
 TIMEOUT_SECONDS = 30
@@ -26,6 +27,11 @@ class UnavailableError(Exception):
     """The API answered 5xx or could not be reached: try again later (exit code 3)."""
 
 
+class NoReportRouteError(Exception):
+    """The API has no report route (a 404 that is not the API's own problem answer): an older
+    deployment, or a URL that is not Safe Rollout's API."""
+
+
 def http_transport(base_url: str, key: str | None) -> Transport:
     """Requests to `{base_url}/api{path}` with the function key in `x-functions-key`."""
     root = base_url.rstrip("/")
@@ -42,6 +48,8 @@ def http_transport(base_url: str, key: str | None) -> Transport:
             )
         except requests.RequestException as exc:
             raise UnavailableError(f"cannot reach {root}: {exc}") from None
+        if response.headers.get("Content-Type", "").startswith("text/html") and response.status_code < 300:
+            return response.status_code, response.text  # the report: a page, not JSON
         try:
             payload = response.json()
         except ValueError:
@@ -62,13 +70,7 @@ class Client:
             raise
         except (ConnectionError, TimeoutError, OSError) as exc:
             raise UnavailableError(f"cannot reach the API: {exc}") from None
-        if status >= 500:
-            detail = payload.get("detail", "") if isinstance(payload, dict) else ""
-            raise UnavailableError(f"the service is unavailable ({status}): {detail or 'try again shortly'}")
-        if status >= 400:
-            detail = payload.get("detail") or payload.get("title") if isinstance(payload, dict) else None
-            raise ApiRefusedError(status, str(detail or payload))
-        return payload
+        return self.call_result(status, payload)
 
     def list(self, **filters: str | None) -> list[dict[str, Any]]:
         params = {k: v for k, v in filters.items() if v}
@@ -82,3 +84,29 @@ class Client:
 
     def start(self, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.call("POST", "/rollouts", None, body))
+
+    def report(self, rollout_id: str) -> str:
+        """The self-contained HTML report of one rollout (GET /rollouts/{id}/report)."""
+        try:
+            status, payload = self._send("GET", f"/rollouts/{rollout_id}/report", None, None)
+        except UnavailableError:
+            raise
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            raise UnavailableError(f"cannot reach the API: {exc}") from None
+        if status == 404 and not (isinstance(payload, dict) and payload.get("title")):
+            raise NoReportRouteError(f"GET /api/rollouts/{rollout_id}/report answered 404 without a problem body")
+        if isinstance(payload, str) and status < 300:
+            return payload
+        self.call_result(status, payload)
+        raise UnavailableError(f"the API answered {status} without a report page")
+
+    @staticmethod
+    def call_result(status: int, payload: Any) -> Any:
+        """The API's answer sorted as `call` sorts it: 5xx unavailable, 4xx refused."""
+        if status >= 500:
+            detail = payload.get("detail", "") if isinstance(payload, dict) else ""
+            raise UnavailableError(f"the service is unavailable ({status}): {detail or 'try again shortly'}")
+        if status >= 400:
+            detail = payload.get("detail") or payload.get("title") if isinstance(payload, dict) else None
+            raise ApiRefusedError(status, str(detail or payload))
+        return payload

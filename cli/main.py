@@ -1,4 +1,5 @@
-"""`safe-rollout`: list, inspect, watch, start and override rollouts over the HTTP API.
+"""`safe-rollout`: list, inspect, watch, start and override rollouts over the HTTP API; save their
+reports; validate and dry-run policy files (these two need the repository: shared/ and demo/).
 
 The API's base URL and function key come from SAFE_ROLLOUT_URL and SAFE_ROLLOUT_KEY (or --url and
 --key). `-o json` prints the API's answer as JSON for scripts. Exit codes: 0 done, 1 the API refused
@@ -9,12 +10,16 @@ unavailable (5xx, or it cannot be reached).
 from __future__ import annotations
 
 import getpass
+import importlib
 import json
+import logging
 import os
 import re
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -22,7 +27,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from cli.client import ApiRefusedError, Client, Transport, UnavailableError, http_transport
+from cli.client import ApiRefusedError, Client, NoReportRouteError, Transport, UnavailableError, http_transport
 from cli.watch import TERMINAL, frame
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
@@ -262,6 +267,107 @@ def start(
         return
     outcome = (view.get("outcome") or {}).get("status", "started")
     click.echo(f"{outcome}: {_summary(view)}")
+
+
+@app.command("report")
+@click.argument("refs", nargs=-1, required=True, metavar="ID|MODEL:VERSION...")
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=True, path_type=Path),
+    help="the HTML file to write; with several rollouts, a directory (one ID.html each)",
+)
+@click.option("--endpoint", help="with MODEL:VERSION: the endpoint")
+@click.pass_obj
+def report(state: State, refs: tuple[str, ...], out: Path, endpoint: str | None) -> None:
+    """Save the self-contained HTML report of rollouts (GET /api/rollouts/{id}/report): the split over
+    time, blue vs green per minute, every decision with its evidence."""
+    several = len(refs) > 1
+    if several and not out.is_dir():
+        raise click.UsageError(f"with {len(refs)} rollouts, -o must be an existing directory (one ID.html each)")
+    if not several and out.is_dir():
+        out = out / "report.html"
+    if not out.parent.is_dir():
+        raise click.UsageError(f"cannot write {out}: directory {out.parent} does not exist")
+    ids = list(dict.fromkeys(_resolve(state, ref, endpoint) for ref in refs))
+    for rollout_id in ids:
+        try:
+            page: str = _run(partial(state.client.report, rollout_id))
+        except NoReportRouteError as exc:
+            _fail(
+                EXIT_USAGE,
+                f"this API serves no report ({exc}); reports need a Safe Rollout API with "
+                "GET /api/rollouts/{id}/report: check --url, or deploy the current app",
+            )
+        target = out / f"{rollout_id}.html" if several else out
+        target.write_text(page, encoding="utf-8")
+        click.echo(f"wrote {target} ({len(page.encode()):,} bytes): report of {rollout_id}")
+
+
+def _repository_module(name: str) -> Any:
+    """validate and dryrun run the app's own code (shared/, demo/): a checkout, not `pip install .`."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        _fail(
+            EXIT_USAGE,
+            f"this command needs the Safe Rollout repository ({exc.name or name} not found): run it from a "
+            "checkout, e.g. `PYTHONPATH=. .venv/bin/python -m cli.main ...`",
+        )
+
+
+@app.command("validate")
+@click.argument("policy", type=click.Path(path_type=Path))
+def validate(policy: Path) -> None:
+    """Check a policy file as the app reads it: one line per problem, naming the file and the field.
+    Exit 0 when valid, 2 when not."""
+    targets = _repository_module("shared.targets")
+    try:
+        parsed = targets.load_policy_file(policy)
+    except targets.PolicyFileError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as exc:  # a directory, no permission: what the app would hit too
+        _fail(EXIT_USAGE, f"{policy}: cannot read the policy file: {exc.strerror or exc}")
+    count = len(parsed.targets)
+    click.echo(f"{policy}: valid ({count} target{'s' if count != 1 else ''})")
+    for target in parsed.targets:
+        allowed = ", ".join(target.allowed_endpoints)
+        where = target.endpoint or f"the endpoint its tag {target.endpoint_tag!r} names ({allowed})"
+        line = f"  {target.model} -> {where}"
+        if target.notify is not None:
+            channels = ", ".join(f"{kind} via app setting {ch.url_setting}" for kind, ch in target.notify.channels())
+            line += f"; notifies {channels} on {', '.join(target.notify.on)}"
+        click.echo(line)
+
+
+DRYRUN_OUTCOMES = (*PHASES, "none")
+
+
+@app.command("dryrun")
+@click.argument("policy", type=click.Path(path_type=Path))
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option(
+    "--expect",
+    type=click.Choice(DRYRUN_OUTCOMES),
+    help="exit 1 unless the rollout ends in this phase (none: no rollout starts)",
+)
+def dryrun(policy: Path, scenario: Path, expect: str | None) -> None:
+    """Run a policy against a traffic scenario on a simulated clock (demo/dryrun.py): every decision
+    with its time and split. Exit 0 as expected, 1 if it ended otherwise, 2 for a bad file."""
+    module = _repository_module("demo.dryrun")
+    argv = ["--policy", str(policy), "--scenario", str(scenario)]
+    if expect:
+        argv += ["--expect", expect]
+    disabled = logging.root.manager.disable  # the dry run silences logging for its run only
+    try:
+        code = int(module.main(argv))
+    finally:
+        logging.disable(disabled)
+    sys.exit(code)
 
 
 def main() -> None:  # pragma: no cover - the console script

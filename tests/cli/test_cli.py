@@ -16,6 +16,7 @@ from cli.main import app
 from shared.rollout.model import RolloutPhase as P
 
 _ONE = re.compile(r"^/rollouts/(?P<rollout_id>[^/]+)$")
+_REPORT = re.compile(r"^/rollouts/(?P<rollout_id>[^/]+)/report$")
 _ACTION = re.compile(r"^/rollouts/(?P<rollout_id>[^/]+)/(?P<action>[^/]+)$")
 
 
@@ -30,11 +31,15 @@ def transport_to(harness, on_get: Callable[[], None] | None = None):
             name, route = "get_rollout", m.groupdict()
             if on_get is not None:
                 on_get()
+        elif (m := _REPORT.match(path)) and method == "GET":
+            name, route = "rollout_report", m.groupdict()
         elif m := _ACTION.match(path):
             name, route = "override_rollout", m.groupdict()
         else:
             return 404, {"detail": "no such route"}
         response = harness.http(name, method, route=route, params=dict(params or {}), body=body)
+        if response.mimetype == "text/html":
+            return response.status_code, response.get_body().decode()
         return response.status_code, json.loads(response.get_body())
 
     return send
