@@ -39,7 +39,7 @@ MIN_MINUTE_LOG_SD = 0.05
 # error rates, paired minutes for per-minute comparisons.
 ERROR_TARGET_REQUESTS = 2000
 MINUTE_TARGET = 10
-BASELINE_MINUTES = 120
+BASELINE_MINUTES = 90
 
 
 class Verdict(StrEnum):
@@ -175,6 +175,22 @@ def _clustered_variance(green: DeploymentMetrics, blue: DeploymentMetrics) -> fl
     return k / (k - 1) * sum(v * v for v in by_minute.values())
 
 
+def _minute_rate_variance(green: DeploymentMetrics, recorded: Sequence[tuple[int, int]]) -> float:
+    """Variance of green's rate minus blue's recorded rate from minute-to-minute spread: each side's
+    per-minute rates around its own mean (weighted by requests), as for a two-sample comparison."""
+
+    def side(minutes: Sequence[tuple[int, int]]) -> float:
+        minutes = [(n, e) for n, e in minutes if n > 0]
+        total = sum(n for n, _ in minutes)
+        k = len(minutes)
+        if k < MIN_PAIRED_MINUTES or total == 0:
+            return 0.0
+        rate = sum(e for _, e in minutes) / total
+        return k / (k - 1) * sum((e - rate * n) ** 2 for n, e in minutes) / total**2
+
+    return side([(m.requests, m.errors) for m in green.minutes]) + side(recorded)
+
+
 def check_errors(
     policy: RolloutPolicy,
     metrics: WindowMetrics,
@@ -202,21 +218,17 @@ def check_errors(
     green_rate = green.errors / green.requests
     evidence["green_rate"] = _round(green_rate)
     if cfg.ceiling is not None:
-        var = _smoothed(green.errors, green.requests) * (1 - _smoothed(green.errors, green.requests)) / green.requests
-        bound = sequential.mean_bounds(
-            green_rate,
-            var,
-            alpha_lower=budget.alpha,
-            alpha_upper=budget.beta,
-            v_opt=ERROR_TARGET_REQUESTS / var / green.requests,
-        )
-        evidence |= {"ceiling": cfg.ceiling, "green_rate_lower": _round(bound.lower)}
-        if bound.lower > cfg.ceiling:
+        # A score-type bound: the variance the rate would have at the ceiling itself (Howard et al.
+        # 2021's sub-Bernoulli case), so a handful of errors early on cannot trip it.
+        var = cfg.ceiling * (1 - cfg.ceiling) / green.requests
+        lower = green_rate - sequential.radius(var, budget.alpha, ERROR_TARGET_REQUESTS / var / green.requests)
+        evidence |= {"ceiling": cfg.ceiling, "green_rate_lower": _round(lower)}
+        if lower > cfg.ceiling:
             return CheckResult(
                 check="errors",
                 verdict=Verdict.FAIL,
                 summary=f"green error rate {green_rate:.2%} proven above the {cfg.ceiling:.2%} ceiling "
-                f"(at least {bound.lower:.2%})",
+                f"(at least {lower:.2%})",
                 evidence=evidence,
             )
     if not compare:
@@ -240,34 +252,43 @@ def check_errors(
         )
     blue_rate = eb / nb
     increase = green_rate - blue_rate
-    pg, pb = _smoothed(green.errors, green.requests), _smoothed(eb, nb)
-    binomial = pg * (1 - pg) / green.requests + pb * (1 - pb) / nb
-    clustered = _clustered_variance(green, blue) if blue is not None else 0.0
-    variance = max(binomial, clustered)
-    bound = sequential.mean_bounds(
-        increase,
-        variance,
-        alpha_lower=budget.alpha,
-        alpha_upper=budget.beta,
-        v_opt=ERROR_TARGET_REQUESTS / green.requests / variance,
+    pb = _smoothed(eb, nb)
+    blue_var = pb * (1 - pb) / nb
+
+    def binomial(green_rate_then: float) -> float:
+        p = min(max(green_rate_then, 1 / (green.requests + 2)), 1 - 1 / (green.requests + 2))
+        return p * (1 - p) / green.requests + blue_var
+
+    # Across minutes: clustered by minute when blue served beside green; in the bake, green's
+    # minutes against blue's recorded minutes (time-to-time variation a pooled count ignores).
+    spread = (
+        _clustered_variance(green, blue)
+        if blue is not None
+        else _minute_rate_variance(green, baseline.error_minutes if baseline is not None else ())
     )
+    # The rollback side is a test of "green is at most leave_alone worse": the variance green's
+    # rate would have there (a score test), so a clear excess is proven on few requests; the pass
+    # side uses the rate seen (smoothed: no errors in 500 requests is not proof of none).
+    var_lower = max(binomial(pb + cfg.leave_alone_margin), spread)
+    var_upper = max(binomial(_smoothed(green.errors, green.requests)), spread)
+    per_request = ERROR_TARGET_REQUESTS / green.requests
+    lower = increase - sequential.radius(var_lower, budget.alpha, per_request / var_lower)
+    upper = increase + sequential.radius(var_upper, budget.beta, per_request / var_upper)
     evidence |= {
         "blue_requests": nb,
         "blue_errors": eb,
         "blue_rate": _round(blue_rate),
         "blue_source": source,
         "increase": _round(increase),
-        "lower": _round(bound.lower),
-        "upper": _round(bound.upper),
+        "lower": _round(lower),
+        "upper": _round(upper),
         "leave_alone": cfg.leave_alone_margin,
         "max_increase": cfg.max_increase,
-        "variance": "clustered by minute" if clustered > binomial else "binomial",
+        "variance": "by minute" if spread > binomial(_smoothed(green.errors, green.requests)) else "binomial",
         "method": "confidence sequence (normal mixture)",
     }
     what = f"green {green_rate:.2%} vs blue {blue_rate:.2%} ({_pct(increase)})"
-    return _three_way(
-        "errors", bound.lower, bound.upper, cfg.leave_alone_margin, cfg.max_increase, "points", what, evidence
-    )
+    return _three_way("errors", lower, upper, cfg.leave_alone_margin, cfg.max_increase, "points", what, evidence)
 
 
 # -- latency and the tail -----------------------------------------------------------------------
@@ -370,26 +391,47 @@ def _per_request(
     return _three_way(check, lower, upper, leave, catch, "ratio", what, evidence)
 
 
-def _paired_minutes(
-    green: DeploymentMetrics, blue: DeploymentMetrics | None, baseline: Baseline | None, tail: bool
-) -> tuple[list[float], str]:
-    """log(green / blue) of the per-minute percentile, paired by minute; in the bake, green's minutes
-    against the median of blue's recorded minutes."""
-
-    def value(m: MinuteSample) -> float | None:
+def _minute_values(d: DeploymentMetrics, tail: bool) -> dict[datetime, float]:
+    """A deployment's per-minute percentile, from minutes with enough requests to mean something."""
+    out: dict[datetime, float] = {}
+    for m in d.minutes:
         v = m.tail_ms if tail else m.latency_ms
-        return v if v is not None and v > 0 and m.requests >= MIN_MINUTE_REQUESTS else None
+        if v is not None and v > 0 and m.requests >= MIN_MINUTE_REQUESTS:
+            out[m.at] = v
+    return out
 
-    mine = {m.at: v for m in green.minutes if (v := value(m)) is not None}
-    if blue is not None and blue.minutes and blue.requests > 0:
-        theirs = {m.at: v for m in blue.minutes if (v := value(m)) is not None}
-        return [math.log(mine[t] / theirs[t]) for t in sorted(mine) if t in theirs], "paired by minute"
-    recorded = (baseline.tail_minutes if tail else baseline.latency_minutes) if baseline is not None else ()
-    if recorded:
-        ordered = sorted(recorded)
-        median = ordered[len(ordered) // 2]
-        return [math.log(v / median) for _, v in sorted(mine.items())], "against blue's recorded minutes"
-    return [], "nothing to pair with"
+
+def _by_minute(
+    green: DeploymentMetrics, blue: DeploymentMetrics | None, baseline: Baseline | None, tail: bool
+) -> tuple[float, float, int, str] | None:
+    """(mean log ratio of green's per-minute percentile to blue's, its variance, minutes, how).
+    Paired by minute while blue serves beside green (load and downstream slowness hit both alike);
+    in the bake, green's minutes against blue's recorded minutes as two samples, so that the
+    variation from minute to minute is in the variance. None: nothing to compare with."""
+    mine = _minute_values(green, tail)
+    if blue is not None and blue.requests > 0:
+        theirs = _minute_values(blue, tail)
+        diffs = [math.log(mine[t] / theirs[t]) for t in sorted(mine) if t in theirs]
+        if not diffs:
+            return None
+        var = max(MIN_MINUTE_LOG_SD**2, _sample_var(diffs)) / len(diffs)
+        return sum(diffs) / len(diffs), var, len(diffs), "paired by minute"
+    recorded: tuple[float, ...] = ()
+    if baseline is not None:
+        floor = MIN_MINUTE_REQUESTS
+        recorded = baseline.tail_minutes(floor) if tail else baseline.latency_minutes(floor)
+    if not recorded or not mine:
+        return None
+    g = [math.log(v) for v in mine.values()]
+    b = [math.log(v) for v in recorded if v > 0]
+    var = max(MIN_MINUTE_LOG_SD**2, _sample_var(g)) / len(g) + max(MIN_MINUTE_LOG_SD**2, _sample_var(b)) / len(b)
+    return sum(g) / len(g) - sum(b) / len(b), var, min(len(g), len(b)), "against blue's recorded minutes"
+
+
+def _minutes_suffice(green: DeploymentMetrics) -> bool:
+    """Whether green's traffic is heavy enough for per-minute percentiles (the judge's choice for
+    the P90 even with a traffic log: pairing by minute cancels what load does to both)."""
+    return bool(green.minutes) and green.requests >= MIN_MINUTE_REQUESTS * len(green.minutes)
 
 
 def _per_minute(
@@ -448,19 +490,20 @@ def _per_minute(
             summary=f"green's per-minute P{q:g}: no blue to compare with (first deployment)",
             evidence=evidence,
         )
-    diffs, source = _paired_minutes(green, metrics.blue, baseline, tail)
-    evidence |= {"paired_minutes": len(diffs), "blue_source": source}
-    if len(diffs) < MIN_PAIRED_MINUTES:
+    found = _by_minute(green, metrics.blue, baseline, tail)
+    n = found[2] if found is not None else 0
+    source = found[3] if found is not None else "nothing to compare with"
+    evidence |= {"paired_minutes": n, "blue_source": source}
+    if found is None or n < MIN_PAIRED_MINUTES:
         return CheckResult(
             check=check,
             verdict=Verdict.NO_DATA,
-            summary=f"{len(diffs)} minutes to compare with blue ({source}); {MIN_PAIRED_MINUTES} needed",
+            summary=f"{n} minutes to compare with blue ({source}); {MIN_PAIRED_MINUTES} needed",
             evidence=evidence,
         )
-    mean = sum(diffs) / len(diffs)
-    var = max(MIN_MINUTE_LOG_SD**2, _sample_var(diffs)) / len(diffs)
+    mean, var, _, _ = found
     bound = sequential.mean_bounds(
-        mean, var, alpha_lower=budget.alpha, alpha_upper=budget.beta, v_opt=MINUTE_TARGET / len(diffs) / var
+        mean, var, alpha_lower=budget.alpha, alpha_upper=budget.beta, v_opt=MINUTE_TARGET / n / var
     )
     lower, upper, estimate = math.expm1(bound.lower), math.expm1(bound.upper), math.expm1(mean)
     evidence |= {
@@ -491,7 +534,8 @@ def check_latency(
     compare: bool,
 ) -> CheckResult:
     cfg = policy.latency
-    judge = _per_request if metrics.green.latency_kind == "request" else _per_minute
+    per_request = metrics.green.latency_kind == "request" and not _minutes_suffice(metrics.green)
+    judge = _per_request if per_request else _per_minute
     return judge(
         "latency",
         cfg.percentile,
@@ -515,7 +559,12 @@ def check_tail(
     compare: bool,
 ) -> CheckResult:
     cfg = policy.tail_latency
-    judge = _per_request if metrics.green.latency_kind == "request" else _per_minute
+    blue_serves = metrics.blue is not None and metrics.blue.requests > 0
+    # In the bake blue's recorded minutes carry the variation from one minute to the next that
+    # recorded quantile bounds cannot; per request otherwise (a P99 needs many requests).
+    bake_by_minute = not blue_serves and baseline is not None and bool(baseline.tail_minutes(MIN_MINUTE_REQUESTS))
+    per_request = metrics.green.latency_kind == "request" and not (bake_by_minute and _minutes_suffice(metrics.green))
+    judge = _per_request if per_request else _per_minute
     return judge(
         "tail",
         cfg.percentile,
@@ -619,14 +668,18 @@ def record_baseline(policy: RolloutPolicy, metrics: WindowMetrics, previous: Bas
             b = sequential.quantile_bounds(values, q / 100, alpha_lower=budget.beta / 2, alpha_upper=budget.alpha / 2)
             if math.isfinite(b.lower) and math.isfinite(b.upper):
                 update |= {f"{name}_ms": b.estimate, f"{name}_lower_ms": b.lower, f"{name}_upper_ms": b.upper}
-    minutes = [m for m in blue.minutes if m.requests >= MIN_MINUTE_REQUESTS][-BASELINE_MINUTES:]
-    latency = tuple(m.latency_ms for m in minutes if m.latency_ms is not None)
-    tail = tuple(m.tail_ms for m in minutes if m.tail_ms is not None)
-    if len(latency) >= MIN_PAIRED_MINUTES:
-        update["latency_minutes"] = latency
-    if len(tail) >= MIN_PAIRED_MINUTES:
-        update["tail_minutes"] = tail
+    # Minutes from every window blue served in, merged by minute: the bake compares with all of them.
+    merged = {m[0]: m for m in (previous.minutes if previous is not None else ())}
+    for m in blue.minutes:
+        if m.requests > 0:
+            at = int(m.at.timestamp() // 60)
+            merged[at] = (at, m.requests, m.errors, _compact(m.latency_ms), _compact(m.tail_ms))
+    update["minutes"] = tuple(merged[k] for k in sorted(merged)[-BASELINE_MINUTES:])
     return Baseline.model_validate(update)
+
+
+def _compact(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def overall(results: Sequence[CheckResult]) -> Verdict:

@@ -212,9 +212,22 @@ class Baseline(Frozen):
     tail_ms: float | None = None
     tail_lower_ms: float | None = None
     tail_upper_ms: float | None = None
-    # Per-minute mode: blue's per-minute percentiles (most recent last, at most 120).
-    latency_minutes: tuple[float, ...] = ()
-    tail_minutes: tuple[float, ...] = ()
+    # Blue's minutes from every stage it served beside green, merged by minute (the newest 90):
+    # (minute since the epoch, requests, errors, latency percentile, tail percentile).
+    minutes: tuple[tuple[int, int, int, float | None, float | None], ...] = ()
+
+    def _usable(self, index: int, floor: int) -> tuple[float, ...]:
+        return tuple(float(m[index]) for m in self.minutes if m[index] is not None and m[1] >= floor)  # type: ignore[arg-type]
+
+    def latency_minutes(self, floor: int) -> tuple[float, ...]:
+        return self._usable(3, floor)
+
+    def tail_minutes(self, floor: int) -> tuple[float, ...]:
+        return self._usable(4, floor)
+
+    @property
+    def error_minutes(self) -> tuple[tuple[int, int], ...]:
+        return tuple((m[1], m[2]) for m in self.minutes if m[1] > 0)
 
 
 class Rollout(Frozen):

@@ -93,7 +93,21 @@ def test_a_healthy_green_is_proven_within_every_margin(kind):
     assert overall(results) == Verdict.PASS, [r.summary for r in results]
     latency = by_check(results, "latency")
     assert latency.evidence["upper"] <= POLICY.latency.max_increase
-    assert latency.evidence["method"].startswith("quantile" if kind == "request" else "confidence sequence")
+    # With 240 requests a minute the P90 is compared minute by minute even with a traffic log
+    # (pairing cancels what load does to both); the P99 per request when there is one.
+    assert latency.evidence["blue_source"] == "paired by minute"
+    tail = by_check(results, "tail")
+    assert tail.evidence["sample_kind"] == kind
+
+
+def test_at_low_traffic_the_p90_is_compared_per_request():
+    rng = np.random.default_rng(13)
+    noise = np.zeros(30)
+    blue = traffic(rng, 30, 54, noise=noise)
+    green = traffic(rng, 30, 6, noise=noise)  # six requests a minute: per-minute P90s mean little
+    latency = by_check(analyse(POLICY, WindowMetrics(start=T0, end=T0, green=green, blue=blue), 100, True), "latency")
+    assert latency.evidence["sample_kind"] == "request"
+    assert latency.evidence["method"].startswith("quantile")
 
 
 @pytest.mark.parametrize("kind", ["request", "minute"])
@@ -247,3 +261,20 @@ def test_a_green_judged_every_minute_is_rarely_rolled_back_when_healthy_or_withi
     within += sum(_stage_fails(rng, 20, latency_ms=88.0) for _ in range(40))
     assert healthy == 0
     assert within <= 2
+
+
+def test_blues_minutes_from_every_stage_are_kept_for_the_bake():
+    rng = np.random.default_rng(14)
+    mirror = mirror_window(rng, minutes=10)
+    first = record_baseline(POLICY, mirror, None)
+    later = traffic(rng, 5, 600)
+    shifted = later.model_copy(
+        update={"minutes": tuple(m.model_copy(update={"at": m.at + timedelta(minutes=10)}) for m in later.minutes)}
+    )
+    canary = WindowMetrics(start=T0, end=T0, green=traffic(rng, 5, 600), blue=shifted)
+    both = record_baseline(POLICY, canary, first)
+    assert first is not None and both is not None
+    assert len(first.minutes) == 10
+    assert len(both.minutes) == 15  # merged by minute, the mirror's kept
+    assert both.requests == shifted.requests  # the counts are the latest window's
+    assert len(both.latency_minutes(MIN_MINUTE_REQUESTS)) == 15

@@ -315,6 +315,22 @@ def test_the_bake_compares_green_with_blues_recorded_figures():
     assert good.rollout.phase == P.SUCCEEDED
 
 
+def test_the_bake_passes_when_no_regression_is_proven_over_its_duration():
+    """Across time the comparison rarely proves equivalence; the bake asks that it prove no regression."""
+    baking = _baked()
+    rng = np.random.default_rng(5)
+    few = deployment_metrics(rng, 600, samples=600, error_rate=0.002)  # too few to prove +0.5 points
+    window = WindowMetrics(start=T0 + minutes(15), end=T0 + minutes(25), green=few, blue=None)
+    early = decide(baking, POLICY, observe(baking, metrics=window), T0 + minutes(16))
+    assert early.rollout.phase == P.BAKING
+    done = decide(baking, POLICY, observe(baking, metrics=window), T0 + minutes(20))
+    assert done.rollout.phase == P.SUCCEEDED, done.reason
+    assert "no regression proven against blue's recorded figures" in done.reason
+    empty = WindowMetrics(start=T0, end=T0, green=deployment_metrics(rng, 10), blue=None)
+    held = decide(baking, POLICY, observe(baking, metrics=empty), T0 + minutes(20))
+    assert held.rollout.phase == P.BAKING  # a check without data never passes
+
+
 def test_the_error_ceiling_vetoes_even_without_a_blue():
     policy = RolloutPolicy(bake=BakeStage(duration=timedelta(minutes=5)))
     rollout = at(started(policy, blue=None), P.BAKING, policy=policy)
