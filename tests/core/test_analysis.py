@@ -273,7 +273,8 @@ def test_blues_minutes_from_every_stage_are_kept_for_the_bake():
     )
     canary = WindowMetrics(start=T0, end=T0, green=traffic(rng, 5, 600), blue=shifted)
     both = record_baseline(POLICY, canary, first)
-    assert first is not None and both is not None
+    assert first is not None
+    assert both is not None
     assert len(first.minutes) == 10
     assert len(both.minutes) == 15  # merged by minute, the mirror's kept
     assert both.requests == shifted.requests  # the counts are the latest window's
