@@ -126,14 +126,25 @@ def frame(view: dict[str, Any], *, next_poll: float, frame_no: int) -> Renderabl
                 _progress(samples, float(wanted), "requests") if samples is not None else Text("no judged window yet"),
             )
     head.add_row("reason", str(view.get("reason", "")))
+    if phase not in TERMINAL:
+        head.add_row("next look", "every minute (the timer); a minute is judged once Azure Monitor has settled it")
+    checks = Table(title="checks on the last judged window", expand=True, title_justify="left")
+    for column in ("check", "verdict", "bounds against the margins"):
+        checks.add_column(column, overflow="fold")
+    verdict_colour = {"Pass": "green", "Fail": "red", "Inconclusive": "yellow", "NoData": "grey50", "Error": "red"}
+    for c in view.get("checks") or []:
+        verdict = str(c.get("verdict", ""))
+        checks.add_row(str(c.get("check", "")), Text(verdict, style=verdict_colour.get(verdict, "")), c.get("summary"))
     decisions = Table(title="last decisions", expand=True, title_justify="left")
     for column in ("at", "actor", "to", "reason"):
         decisions.add_column(column, overflow="fold")
     for d in (view.get("decisions") or [])[-5:]:
         decisions.add_row(str(d.get("at", ""))[11:16], str(d.get("actor", "")), str(d.get("to", "")), d.get("reason"))
-    footer = (
-        Text(f"{phase}: finished", style="bold")
+    # In the title, so that a frame taller than the terminal loses old decisions, not this line.
+    status = (
+        f"{phase}: finished"
         if phase in TERMINAL
-        else Text(f"frame {frame_no} · next refresh in {next_poll:.0f}s · Ctrl-C to stop", style="grey50")
+        else f"frame {frame_no} · next refresh in {next_poll:.0f}s · Ctrl-C to stop"
     )
-    return Panel(Group(head, decisions, footer), title="safe-rollout", border_style=colour)
+    parts: list[RenderableType] = [head, checks, decisions] if view.get("checks") else [head, decisions]
+    return Panel(Group(*parts), title=f"safe-rollout · {status}", title_align="left", border_style=colour)

@@ -36,6 +36,8 @@ def rollout_view(stored: StoredRollout, decisions: list[DecisionRecord] | None =
         "createdAt": r.created_at.isoformat(),
         "updatedAt": r.updated_at.isoformat(),
         "finishedAt": r.finished_at.isoformat() if r.finished_at else None,
+        # The checks on the last judged window: verdict and bounds against the margins, in words.
+        "checks": [{"check": c, "verdict": v, "summary": t} for c, v, t in r.checks],
         "pendingCleanup": [
             {"deployment": c.deployment, "notBefore": c.not_before.isoformat(), "why": c.why} for c in r.cleanup
         ],

@@ -17,6 +17,7 @@ a policy that disables a check skips it. Resource ceilings are vetoes judged eve
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
@@ -101,11 +102,15 @@ def _round(value: float) -> float | str:
 
 
 def _pct(value: float) -> str:
-    return "∞" if math.isinf(value) else f"{value:+.2%}"
+    if math.isinf(value):
+        return "+∞" if value > 0 else "-∞"
+    return f"{value:+.2%}"
 
 
 def _ratio(value: float) -> str:
-    return "∞" if math.isinf(value) else f"{value:.2f}x"
+    if math.isinf(value):
+        return "∞" if value > 0 else "0x"
+    return f"{max(value, 0.0):.2f}x"
 
 
 class Budget(Frozen):
@@ -502,6 +507,10 @@ def _per_minute(
             evidence=evidence,
         )
     mean, var, _, _ = found
+    # Typical per-minute values, for people and charts (the bounds come from the log ratios).
+    green_typical = statistics.median(usable)
+    blue_typical = green_typical / math.exp(mean)
+    evidence |= {"green_ms": _round(green_typical), "blue_ms": _round(blue_typical)}
     bound = sequential.mean_bounds(
         mean, var, alpha_lower=budget.alpha, alpha_upper=budget.beta, v_opt=MINUTE_TARGET / n / var
     )
@@ -514,7 +523,10 @@ def _per_minute(
         "max_increase": catch,
         "method": "confidence sequence on per-minute log ratios (normal mixture)",
     }
-    what = f"green's per-minute P{q:g} {_ratio(1 + estimate)} blue's ({source})"
+    what = (
+        f"green P{q:g} {green_typical:.0f} ms vs blue {blue_typical:.0f} ms per minute "
+        f"({_ratio(1 + estimate)}, {source})"
+    )
     return _three_way(check, lower, upper, leave, catch, "ratio", what, evidence)
 
 

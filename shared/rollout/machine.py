@@ -455,8 +455,8 @@ def _results(
     compare = rollout.blue is not None and (policy.mirror is not None or bool(policy.steps))
     results = analysis.analyse(policy, metrics, min_requests, compare, rollout.baseline)
     baseline = analysis.record_baseline(policy, metrics, rollout.baseline)
-    if baseline != rollout.baseline:
-        rollout = rollout.model_copy(update={"baseline": baseline})
+    checks = tuple((r.check, str(r.verdict), r.summary[:300]) for r in results)
+    rollout = rollout.model_copy(update={"baseline": baseline, "checks": checks})
     return rollout, results
 
 
@@ -524,8 +524,7 @@ def _judge(
             rollout,
             policy,
             now,
-            f"{label} passed: no regression proven against blue's recorded figures in "
-            f"{format_duration(soaked)}",
+            f"{label} passed: no regression proven against blue's recorded figures in {format_duration(soaked)}",
             evidence=results,
         )
     if verdict == Verdict.PASS:

@@ -247,6 +247,9 @@ class Rollout(Frozen):
     # through approval waits and pauses (the split does not change); None while green holds nothing.
     window_started_at: datetime | None = None
     baseline: Baseline | None = None  # blue's figures for the bake
+    # The last judged window's checks, (check, verdict, summary with the bounds), for people
+    # watching; the audit trail keeps them only when a decision is recorded.
+    checks: tuple[tuple[str, str, str], ...] = ()
     desired: TrafficSplit  # what the rollout last ordered
     traffic_confirmed: bool = True  # the endpoint was seen holding `desired`
     resume_to: RolloutPhase | None = None  # where Paused / Aborted go back to

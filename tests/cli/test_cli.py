@@ -168,6 +168,10 @@ def test_watch_redraws_frames_as_the_rollout_moves(harness):
     assert " 10%" in text
     assert "minimum time" in text
     assert "last decisions" in text
+    # the interim bounds of every check against its margins, as the judge last saw them
+    assert "checks on the last judged window" in text
+    assert re.search(r"errors\s+│?\s*(Pass|Inconclusive|NoData)", text)
+    assert "bounds" in text
     print(text[text.rfind("╭") :])  # the last frame, for the record
 
 
