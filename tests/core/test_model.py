@@ -129,6 +129,11 @@ def test_the_false_rollback_budget_is_split_over_checks_and_stages_never_looks()
     assert fewer.check_alpha() == pytest.approx(0.01 / 8)
 
 
+def test_throttling_counts_as_an_error_by_default():
+    # At green's share of traffic, 429s are a regression users feel (and blue's own 429s count too).
+    assert "429" in RolloutPolicy().errors.status_codes
+
+
 def test_leave_alone_must_be_smaller_than_the_harm_to_catch():
     assert RolloutPolicy().errors.leave_alone_margin == pytest.approx(0.0025)
     assert RolloutPolicy().latency.leave_alone_margin == pytest.approx(0.1)
