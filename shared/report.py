@@ -14,6 +14,7 @@ import hashlib
 import html
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -88,6 +89,17 @@ def _signed_points(rate: float) -> str:
     return ("+" if rate >= 0 else "-") + points(abs(rate))
 
 
+def _span(lo: str | None, hi: str | None) -> str:
+    """Confidence bounds in words; an open bound (too few samples to close it) is said, not drawn as ∞."""
+    if lo is not None and hi is not None:
+        return f"bounds {lo} .. {hi}"
+    if lo is not None:
+        return f"lower bound {lo}, no upper bound yet"
+    if hi is not None:
+        return f"upper bound {hi}, no lower bound yet"
+    return "too few samples for bounds yet"
+
+
 def _bounds_words(e: CheckResult) -> str | None:
     """A check judged by confidence bounds: the estimate, the bounds and the margin they decided on."""
     ev = e.evidence
@@ -100,20 +112,18 @@ def _bounds_words(e: CheckResult) -> str | None:
     words = _BOUND_WORDS.get(verdict, verdict.lower())
     if e.check == "errors":
         green, blue = _num(ev.get("green_rate")), _num(ev.get("blue_rate"))
-        lo = _signed_points(lower) if lower is not None else "-∞"
-        hi = _signed_points(upper) if upper is not None else "+∞"
         head = f"errors: green {pct(green or 0)} vs blue {pct(blue or 0)} ({_signed_points(est)})"
-        return f"{head}, bounds {lo} .. {hi}: {words} {_signed_points(margin)}"
+        span = _span(*(None if b is None else _signed_points(b) for b in (lower, upper)))
+        return f"{head}, {span}: {words} {_signed_points(margin)}"
     q = _num(ev.get("percentile"))
     green, blue = _num(ev.get("green_ms")), _num(ev.get("blue_ms"))
     name = "latency" if e.check == "latency" else "slow tail"
-    lo = f"{1 + lower:.2f}x" if lower is not None else "0x"
-    hi = f"{1 + upper:.2f}x" if upper is not None else "∞"
+    span = _span(*(None if b is None else f"{1 + b:.2f}x" for b in (lower, upper)))
     if green is not None and blue is not None and q is not None:
         head = f"{name}: green P{q:g} {green:.0f} ms vs blue {blue:.0f} ms ({1 + est:.2f}x)"
     else:
         head = f"{name}: green {1 + est:.2f}x blue's per-minute P{q or 0:g}"
-    return f"{head}, bounds {lo} .. {hi}: {words} {1 + margin:.2f}x"
+    return f"{head}, {span}: {words} {1 + margin:.2f}x"
 
 
 def evidence_words(e: CheckResult) -> str:
@@ -319,7 +329,7 @@ def _windows(stages: Sequence[Stage], t0: datetime, t1: datetime, *, labels: boo
         )
         if labels:
             out.append(
-                f'<text class="wlabel" x="{(x0 + x1) / 2:.1f}" y="{H - PAD_B - 4}" '
+                f'<text class="wlabel" x="{(x0 + x1) / 2:.1f}" y="{PAD_T + 14}" '
                 f'text-anchor="middle">{html.escape(s.name)}</text>'
             )
     return "".join(out)
@@ -372,8 +382,8 @@ def _markers(markers: Sequence[Marker], t0: datetime, t1: datetime) -> str:
         x = _x(d.at, t0, t1)
         row = row + 1 if x - last_x < 18 and row < 2 else 0
         last_x = x
-        cy = 10 + row * 0  # badges stay in the top band; crowded ones shift sideways
-        cx = x + row * 16
+        cy = 10  # badges stay in the top band; crowded ones shift sideways, inwards at the right edge
+        cx = x + row * 18 if x + row * 18 <= W - 9 else x - row * 18
         title = html.escape(f"{m.number}. {d.at:%H:%M} {d.from_phase} -> {d.to_phase}: {_plain(d.reason)}")
         out.append(
             f'<g class="marker"><title>{title}</title>'
@@ -383,6 +393,22 @@ def _markers(markers: Sequence[Marker], t0: datetime, t1: datetime) -> str:
             f'<text class="mlabel" x="{cx:.1f}" y="{cy + 12}" text-anchor="middle">{m.number}</text></g>'
         )
     return "".join(out)
+
+
+_VERDICT_NAMES = {"NoData": "No data"}
+_TALLY_WORDS = {"Pass": "passed", "Fail": "failed", "Inconclusive": "inconclusive", "NoData": "without data yet"}
+
+
+def _verdict_name(verdict: str) -> str:
+    return _VERDICT_NAMES.get(verdict, verdict)
+
+
+def _evidence_items(checks: Sequence[CheckResult]) -> str:
+    return "".join(
+        f"<li><b class='{html.escape(str(e.verdict))}'>{html.escape(_verdict_name(str(e.verdict)))}</b> "
+        f"{html.escape(evidence_words(e))}</li>"
+        for e in checks
+    )
 
 
 def _chart(title: str, body: str, legend: Sequence[tuple[str, str]], note: str = "") -> str:
@@ -435,6 +461,13 @@ def _deciding(item: ReportItem) -> DecisionRecord | None:
     return None
 
 
+def _cell(text: str) -> str:
+    """A summary cell: one line, or a first line and a list (one check of the evidence per line)."""
+    first, *rest = text.split("\n")
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in rest)
+    return html.escape(first) + (f'<ul class="ev">{items}</ul>' if rest else "")
+
+
 def _summary(item: ReportItem, stages: Sequence[Stage]) -> str:
     r = item.stored.rollout
     end = r.finished_at or r.updated_at
@@ -459,10 +492,10 @@ def _summary(item: ReportItem, stages: Sequence[Stage]) -> str:
     if deciding is not None:
         failed = [e for e in deciding.evidence if e.verdict == "Fail"]
         shown = failed or [e for e in deciding.evidence if e.required and e.check != "metrics"]
-        words = "; ".join(evidence_words(e) for e in shown)
-        rows.append(("Deciding evidence", f"{deciding.at:%H:%M} " + (words or _plain(deciding.reason))))
+        lines = [evidence_words(e) for e in shown] or [_plain(deciding.reason)]
+        rows.append(("Deciding evidence", f"at {deciding.at:%H:%M}\n" + "\n".join(lines)))
     cls = "ok" if r.phase == P.SUCCEEDED else ("bad" if r.phase in (P.ROLLED_BACK, P.FAILED) else "")
-    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{_cell(v)}</td></tr>" for k, v in rows)
     return f'<table class="summary {cls}">{body}</table>'
 
 
@@ -570,25 +603,41 @@ def _section(item: ReportItem) -> str:
     )
     number = {id(m.decision): m.number for m in markers}
     rows = []
+    previous_traffic = ""
     for d in decisions:
-        evidence = "".join(
-            f"<li><b class='{html.escape(str(e.verdict))}'>{html.escape(str(e.verdict))}</b> "
-            f"{html.escape(evidence_words(e))}</li>"
-            for e in d.evidence
-        )
+        n = number.get(id(d))
+        # A row that only holds (no marker: no move, no action) shows the checks that hold it; the rest fold.
+        shown = list(d.evidence) if n else [e for e in d.evidence if e.required and e.verdict != "Pass"]
+        folded = [e for e in d.evidence if e not in shown]
+        evidence = _evidence_items(shown)
+        more = ""
+        if folded:
+            tally = Counter(_TALLY_WORDS.get(str(e.verdict), str(e.verdict)) for e in folded)
+            counts = ", ".join(f"{v} {k}" for k, v in tally.items())
+            checks = ("other " if shown else "") + ("check" if len(folded) == 1 else "checks")
+            more = (
+                f'<details class="more"><summary>{len(folded)} {checks}: {html.escape(counts)}</summary>'
+                f"<ul>{_evidence_items(folded)}</ul></details>"
+            )
         raw = "".join(
             f"<li>{html.escape(e.check)}: {html.escape(e.summary)}"
             + (f"<br><code>{html.escape(_raw(e))}</code>" if e.evidence else "")
             + "</li>"
             for e in d.evidence
         )
-        n = number.get(id(d))
         badge = f'<b class="badge {_BADGE[markers[n - 1].color]}">{n}</b> ' if n else ""
-        traffic = html.escape(d.traffic.describe()).replace("; ", "<br>")
+        described = d.traffic.describe()
+        traffic = (
+            "<small>unchanged</small>"
+            if described == previous_traffic
+            else html.escape(described).replace("; ", "<br>")
+        )
+        previous_traffic = described
         rows.append(
             f"<tr><td>{badge}{d.at:%H:%M}</td><td>{html.escape(str(d.from_phase))} &rarr; "
             f"{html.escape(str(d.to_phase))}</td><td>{html.escape(d.actor)}</td><td>{html.escape(_plain(d.reason))}"
             + (f"<ul>{evidence}</ul>" if evidence else "")
+            + more
             + (f'<details class="raw"><summary>raw evidence</summary><ul>{raw}</ul></details>' if raw else "")
             + f"</td><td>{traffic}</td></tr>"
         )
@@ -618,8 +667,9 @@ color:#111827}
 h1{font-size:22px}h2{font-size:17px;margin-top:36px;border-top:1px solid #e5e7eb;padding-top:16px}
 figure{margin:12px 0;break-inside:avoid}figcaption{font-weight:600;margin-bottom:4px}
 svg{width:100%;height:auto;background:#fafafa}
-svg text{font-size:11px;fill:#6b7280}svg text.mlabel{fill:#fff;font-weight:700}svg text.llabel{fill:#b91c1c}
-svg text.wlabel{fill:#92400e}
+svg text{font-size:12px;fill:#6b7280}svg text.mlabel{fill:#fff;font-weight:700;font-size:11px}
+svg text.llabel{fill:#b91c1c}svg text.wlabel{fill:#92400e}
+svg text.llabel,svg text.wlabel{paint-order:stroke;stroke:#fafafa;stroke-width:3px;stroke-linejoin:round}
 .key{font-weight:400;margin-left:12px;white-space:nowrap}.key i{display:inline-block;width:10px;
 height:10px;margin-right:4px;border-radius:2px}table{border-collapse:collapse;width:100%;margin-top:8px}
 td,th{border-bottom:1px solid #e5e7eb;padding:6px;vertical-align:top;text-align:left}ul{margin:4px 0;padding-left:18px}
@@ -632,8 +682,13 @@ text-align:center;font-size:11px;margin-right:2px}
 ol.legend{list-style:none;padding-left:0;margin:4px 0 12px}ol.legend li{margin:2px 0}ol.legend li.off{color:#6b7280}
 b.Fail{color:#dc2626}b.Pass{color:#16a34a}small{color:#6b7280}
 details.raw{margin-top:4px;color:#6b7280;font-size:12px}details.raw code{word-break:break-all}
-table.trail td:last-child{min-width:150px}
-@media print{details.raw{display:none}body{max-width:none}}
+table.summary ul.ev{margin:2px 0 0}
+table.trail{font-size:13px}table.trail td:first-child{white-space:nowrap}table.trail td:nth-child(4){width:50%}
+table.trail td:nth-child(3){color:#6b7280;font-size:12px;min-width:84px}
+table.trail td:last-child{min-width:130px;font-size:12px}
+details.more{margin-top:2px;color:#4b5563}details.more summary{color:#6b7280;font-size:12px}
+@media (max-width:860px){svg text{font-size:14px}table.summary th{width:110px}table.trail td{padding:5px 4px}}
+@media print{details.raw{display:none}body{max-width:none}tr{break-inside:avoid}}
 """
 )
 # The page's only active content is the <style> above, allowed by its hash: no scripts, no inline

@@ -162,3 +162,17 @@ def test_nice_ticks(vmax, top, ticks):
 def test_time_ticks_are_round_clock_times_within_the_span():
     t0, t1 = datetime(2026, 11, 2, 9, 0), datetime(2026, 11, 2, 10, 3)
     assert [f"{t:%H:%M}" for t in time_ticks(t0, t1)] == ["09:00", "09:10", "09:20", "09:30", "09:40", "09:50", "10:00"]
+
+
+def test_open_bounds_are_said_in_words_and_holding_rows_fold_what_does_not_hold_them(page):
+    readable = without_raw(page)
+    assert "∞" not in readable
+    assert "bounds 0x" not in readable
+    assert re.search(r"lower bound \d\.\d\dx, no upper bound yet: not yet proven within", readable)
+    # rows that only hold list the checks holding them; passing ones fold (collapsed, never open)
+    assert re.search(r'<details class="more"><summary>\d+ (other )?checks?: \d+ passed', page)
+    # the summary's deciding evidence reads one check per line
+    succeeded = sections(page)[0]
+    deciding = re.search(r"<th>Deciding evidence</th><td>(.*?)</td>", succeeded)
+    assert deciding
+    assert len(re.findall(r"<li>", deciding.group(1))) == 3  # errors, latency, slow tail
