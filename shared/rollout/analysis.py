@@ -132,7 +132,14 @@ def _three_way(
 ) -> CheckResult:
     """The three outcomes from a bound on green's excess over blue."""
     show = _pct if fmt == "points" else (lambda x: _ratio(1 + x))
-    bounds = f"bounds {show(lower)} .. {show(upper)}"
+    if math.isinf(lower) and math.isinf(upper):
+        bounds = "too few samples for bounds yet"
+    elif math.isinf(upper):
+        bounds = f"lower bound {show(lower)}, no upper bound yet"
+    elif math.isinf(lower):
+        bounds = f"upper bound {show(upper)}, no lower bound yet"
+    else:
+        bounds = f"bounds {show(lower)} .. {show(upper)}"
     if lower > leave_alone:
         return CheckResult(
             check=check,
