@@ -192,14 +192,19 @@ def main(argv: list[str] | None = None) -> int:
         help=f"exit 1 unless the rollout ends in this phase ({', '.join(phases)}, or none: no rollout starts)",
     )
     args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore")
-    logging.disable(logging.CRITICAL)
+    # Quiet for the run only: a caller in the same process (the CLI, a test) keeps its logging.
+    previous = logging.root.manager.disable
     try:
-        result = simulate(args.policy, args.scenario)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logging.disable(logging.CRITICAL)
+            result = simulate(args.policy, args.scenario)
     except (PolicyFileError, ScenarioError) as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
+    finally:
+        logging.disable(previous)
     for line in result.lines:
         print(line)
     if args.expect is not None:

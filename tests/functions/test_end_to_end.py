@@ -281,7 +281,11 @@ def test_api_lists_filters_and_explains(harness):
     detail = json.loads(harness.http("get_rollout", route={"rollout_id": harness.rollout().id}).get_body())
     passed = [d for d in detail["decisions"] if "mirror 20% passed" in d["reason"]]
     evidence = {e["check"]: e for e in passed[0]["evidence"]}
-    assert evidence["latency"]["evidence"]["sample_kind"] == "request"
+    # With the traffic log: the P90 paired by minute (green's traffic allows it), the P99 per request.
+    assert evidence["latency"]["evidence"]["blue_source"] == "paired by minute"
+    assert evidence["tail"]["evidence"]["sample_kind"] == "request"
+    # and the current checks are in the status, bounds in words
+    assert {c["check"] for c in detail["checks"]} >= {"errors", "latency", "tail"}
     assert evidence["errors"]["verdict"] == "Pass"
     bad = harness.http(
         "override_rollout", "POST", route={"rollout_id": harness.rollout().id, "action": "pause"}, body={"actor": ""}
