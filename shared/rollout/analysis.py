@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
@@ -327,18 +328,26 @@ def _blue_quantile(
     return None
 
 
+@dataclass(frozen=True)
+class LatencyQuestion:
+    """One latency comparison: the check's name, its percentile, its two margins and its ceiling."""
+
+    check: str
+    percentile: float
+    leave_alone: float
+    max_increase: float
+    ceiling_ms: float | None = None
+
+
 def _per_request(
-    check: str,
-    q: float,
-    leave: float,
-    catch: float,
-    ceiling_ms: float | None,
+    ask: LatencyQuestion,
     metrics: WindowMetrics,
     min_requests: int,
     budget: Budget,
     baseline: Baseline | None,
     compare: bool,
 ) -> CheckResult:
+    check, q, leave, catch, ceiling_ms = ask.check, ask.percentile, ask.leave_alone, ask.max_increase, ask.ceiling_ms
     green = metrics.green
     evidence: dict[str, EvidenceValue] = {
         "percentile": q,
@@ -447,17 +456,14 @@ def _minutes_suffice(green: DeploymentMetrics) -> bool:
 
 
 def _per_minute(
-    check: str,
-    q: float,
-    leave: float,
-    catch: float,
-    ceiling_ms: float | None,
+    ask: LatencyQuestion,
     metrics: WindowMetrics,
     min_requests: int,
     budget: Budget,
     baseline: Baseline | None,
     compare: bool,
 ) -> CheckResult:
+    check, q, leave, catch, ceiling_ms = ask.check, ask.percentile, ask.leave_alone, ask.max_increase, ask.ceiling_ms
     green = metrics.green
     tail = check == "tail"
     values = [m.tail_ms if tail else m.latency_ms for m in green.minutes]
@@ -555,18 +561,8 @@ def check_latency(
     cfg = policy.latency
     per_request = metrics.green.latency_kind == "request" and not _minutes_suffice(metrics.green)
     judge = _per_request if per_request else _per_minute
-    return judge(
-        "latency",
-        cfg.percentile,
-        cfg.leave_alone_margin,
-        cfg.max_increase,
-        cfg.ceiling_ms,
-        metrics,
-        min_requests,
-        budget,
-        baseline,
-        compare,
-    )
+    ask = LatencyQuestion("latency", cfg.percentile, cfg.leave_alone_margin, cfg.max_increase, cfg.ceiling_ms)
+    return judge(ask, metrics, min_requests, budget, baseline, compare)
 
 
 def check_tail(
@@ -584,18 +580,8 @@ def check_tail(
     bake_by_minute = not blue_serves and baseline is not None and bool(baseline.tail_minutes(MIN_MINUTE_REQUESTS))
     per_request = metrics.green.latency_kind == "request" and not (bake_by_minute and _minutes_suffice(metrics.green))
     judge = _per_request if per_request else _per_minute
-    return judge(
-        "tail",
-        cfg.percentile,
-        cfg.leave_alone_margin,
-        cfg.max_increase,
-        None,
-        metrics,
-        min_requests,
-        budget,
-        baseline,
-        compare,
-    )
+    ask = LatencyQuestion("tail", cfg.percentile, cfg.leave_alone_margin, cfg.max_increase)
+    return judge(ask, metrics, min_requests, budget, baseline, compare)
 
 
 def check_resource(name: str, values: Sequence[float], ceiling: float | None, sustained: int) -> CheckResult:
