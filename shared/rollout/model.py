@@ -217,7 +217,8 @@ class Baseline(Frozen):
     minutes: tuple[tuple[int, int, int, float | None, float | None], ...] = ()
 
     def _usable(self, index: int, floor: int) -> tuple[float, ...]:
-        return tuple(float(m[index]) for m in self.minutes if m[index] is not None and m[1] >= floor)  # type: ignore[arg-type]
+        values = (m[index] for m in self.minutes if m[1] >= floor)
+        return tuple(float(v) for v in values if v is not None)
 
     def latency_minutes(self, floor: int) -> tuple[float, ...]:
         return self._usable(3, floor)
