@@ -18,11 +18,11 @@ DEV_ACCOUNT = "devstoreaccount1"
 DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
-def azurite_binary() -> str | None:
-    local = ROOT / "node_modules" / ".bin" / "azurite-table"
+def azurite_binary(service: str = "table") -> str | None:
+    local = ROOT / "node_modules" / ".bin" / f"azurite-{service}"
     if local.exists():
         return str(local)
-    return shutil.which("azurite-table")
+    return shutil.which(f"azurite-{service}")
 
 
 def free_port() -> int:
@@ -31,28 +31,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def connection_string(port: int) -> str:
+def connection_string(port: int, service: str = "table") -> str:
+    endpoint = {"queue": "QueueEndpoint", "blob": "BlobEndpoint"}.get(service, "TableEndpoint")
     return (
         f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-        f"TableEndpoint=http://127.0.0.1:{port}/{DEV_ACCOUNT};"
+        f"{endpoint}=http://127.0.0.1:{port}/{DEV_ACCOUNT};"
     )
 
 
 @contextmanager
-def running_azurite(timeout_s: float = 30.0) -> Iterator[str]:
-    """Yield a connection string to a fresh in-memory Azurite; always stop it by PID."""
-    binary = azurite_binary()
+def running_azurite(timeout_s: float = 30.0, *, service: str = "table") -> Iterator[str]:
+    """Yield a connection string to a fresh in-memory Azurite (its table service, or with
+    service="queue" its queue service); always stop it by PID."""
+    binary = azurite_binary(service)
     if binary is None:
-        raise RuntimeError("azurite-table not found: run `make test` (it installs Azurite from npm)")
+        raise RuntimeError(f"azurite-{service} not found: run `make test` (it installs Azurite from npm)")
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="azurite-")
     log = open(os.path.join(workdir, "azurite.log"), "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
         [
             binary,
-            "--tableHost",
+            f"--{service}Host",
             "127.0.0.1",
-            "--tablePort",
+            f"--{service}Port",
             str(port),
             "--inMemoryPersistence",
             "--disableTelemetry",
@@ -77,7 +79,7 @@ def running_azurite(timeout_s: float = 30.0) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"Azurite did not listen on {port} within {timeout_s}s") from None
                 time.sleep(0.05)  # waiting on a real process, not simulated time
-        yield connection_string(port)
+        yield connection_string(port, service)
     finally:
         proc.terminate()
         try:

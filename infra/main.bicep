@@ -75,6 +75,9 @@ var tags = { 'azd-env-name': environmentName, app: 'safe-rollout' }
 var tableName = 'saferollouts'
 var deploymentContainer = 'app-package'
 var deadLetterContainer = 'eventgrid-deadletter'
+// The dispatcher's work queue and the host's poison queue for it (`<name>-poison`, which the
+// Functions host would otherwise create on first use).
+var workQueueName = 'saferollout-work'
 // Webhook URLs for notifications, as app settings named by the policy file (values never logged).
 var notificationAppSettings = [for setting in items(notificationSettings): { name: setting.key, value: setting.value }]
 // Azure built-in role ids (Microsoft Learn, "Azure built-in roles").
@@ -115,7 +118,7 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV2_AZURE_1:Microsoft-managed keys; customer-managed keys are an organisation's choice, not a default
   // checkov:skip=CKV2_AZURE_33:Private endpoints need a VNet-integrated plan; see docs/OPERATIONS.md, Hardening
   // checkov:skip=CKV_AZURE_59:Flex Consumption without VNet integration reaches storage over its public endpoint; access is identity-only (shared keys disabled)
-  // checkov:skip=CKV_AZURE_33:No queues are used for data; the host's queues carry no payloads
+  // checkov:skip=CKV_AZURE_33:The work queue carries only rollout ids; every decision is in the rollout table's audit rows and the app's logs
   // checkov:skip=CKV_AZURE_35:Flex Consumption without VNet integration reaches storage over its public endpoint; shared keys are disabled, so only Entra identities with a role get in
   // checkov:skip=CKV_AZURE_43:The name is computed (st + env + unique token, lower-case, at most 24 characters); checkov cannot evaluate it
   name: 'st${prefix}${take(token, 10)}'
@@ -165,6 +168,22 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-0
 resource stateTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
   parent: tableService
   name: tableName
+}
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+// The timer enqueues work items here; the queue-triggered worker judges them (issue 15).
+resource workQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: workQueueName
+}
+
+resource workPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
+  parent: queueService
+  name: '${workQueueName}-poison'
 }
 
 resource lifecycleTopic 'Microsoft.EventGrid/topics@2022-06-15' = if (enableLifecycleTopic) {
@@ -229,6 +248,15 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'SAFE_ROLLOUT_TICK_BUDGET_SECONDS', value: '240' }
         { name: 'SAFE_ROLLOUT_POLLING_INTERVAL', value: '5' }
         { name: 'SAFE_ROLLOUT_CREDENTIAL', value: 'default' }
+        // The dispatcher's queue: the trigger's identity-based connection (`SAFE_ROLLOUT_QUEUE` plus
+        // `__queueServiceUri`, learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity)
+        { name: 'SAFE_ROLLOUT_WORK_QUEUE', value: workQueue.name }
+        { name: 'SAFE_ROLLOUT_QUEUE__queueServiceUri', value: storage.properties.primaryEndpoints.queue }
+        { name: 'SAFE_ROLLOUT_BATCH_SIZE', value: '25' }
+        // Per instance and subscription: a quarter of ARM's documented rates (25 reads/s, 10 writes/s),
+        // so up to four instances at full speed stay under them.
+        { name: 'SAFE_ROLLOUT_ARM_READS_PER_SECOND', value: '6' }
+        { name: 'SAFE_ROLLOUT_ARM_WRITES_PER_SECOND', value: '2' }
       ], notificationAppSettings)
     }
     functionAppConfig: {
@@ -259,6 +287,8 @@ resource appBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+// Storage Queue Data Contributor: the timer sends work items, the worker's trigger reads and
+// deletes them, and the host moves failed ones to the poison queue.
 resource appQueues 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, app.id, roles.storageQueueDataContributor)
   scope: storage

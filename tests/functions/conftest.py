@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from shared.bootstrap import set_service
+from shared.queue_wiring import set_work_queue
 from tests.functions.harness import ALERT_SECRET, Harness, make_harness
 
 
@@ -23,3 +24,4 @@ def harness(fns, azurite, table_name, tmp_path, monkeypatch) -> Iterator[Harness
     monkeypatch.setenv("SAFE_ROLLOUT_ALERT_SECRET", ALERT_SECRET)
     yield make_harness(fns, azurite, table_name, tmp_path)
     set_service(None)
+    set_work_queue(None)

@@ -12,10 +12,12 @@ from typing import Any
 import azure.functions as func
 from azure.functions.timer import TimerRequest
 
+from emulator.queue_host import QueueHost, memory_work_queue
 from emulator.traffic import Scenario
 from shared.adapters.eventgrid import NoopPublisher
 from shared.adapters.table_store import table_store
 from shared.bootstrap import CachedPolicyFile, set_service
+from shared.queue_wiring import set_work_queue
 from shared.rollout.actions import DomainEvent
 from shared.rollout.model import RolloutPhase
 from shared.service import RolloutService
@@ -53,6 +55,7 @@ class Harness:
     fns: dict[str, Any]
     events: RecordingPublisher
     policy_path: Path
+    queue_host: QueueHost
     ticks: int = 0
     log: list[str] = field(default_factory=list)
 
@@ -109,9 +112,13 @@ class Harness:
         self.fns["model_registered"](event)
 
     def tick(self, n: int = 1) -> None:
+        """A timer tick as Azure runs it: the dispatcher enqueues work items, the queue worker
+        (driven as the Functions host drives it) judges them."""
         for _ in range(n):
             self.world.advance(1)
             self.fns["reconcile_timer"](TimerRequest(past_due=False))
+            report = self.queue_host.drain()
+            assert report.failed == 0, report.errors
             self.ticks += 1
 
     def azure_applies(self) -> None:
@@ -218,4 +225,6 @@ def make_harness(
         max_concurrency=4,
     )
     set_service(service)
-    return Harness(world, service, fns, events, policy_path)
+    queue = memory_work_queue()
+    set_work_queue(queue, batch_size=25)
+    return Harness(world, service, fns, events, policy_path, QueueHost.over(fns["judge_queue"], queue))

@@ -13,6 +13,7 @@ EXPECTED = {
     "model_registered": ("eventGridTrigger", None),
     "notify": ("eventGridTrigger", None),
     "reconcile_timer": ("timerTrigger", None),
+    "judge_queue": ("queueTrigger", None),
     "alert_webhook": ("httpTrigger", "alerts"),
     "list_rollouts": ("httpTrigger", "rollouts"),
     "start_rollout": ("httpTrigger", "rollouts"),
@@ -61,6 +62,26 @@ def test_timer_schedule_comes_from_an_app_setting():
 
     source = inspect.getsource(reconcile_timer)
     assert "%SAFE_ROLLOUT_RECONCILE_SCHEDULE%" in source
+
+
+def test_the_queue_worker_reads_the_queue_named_by_an_app_setting_through_the_identity_based_connection():
+    """The host resolves %SAFE_ROLLOUT_WORK_QUEUE% from app settings, and `SAFE_ROLLOUT_QUEUE` as a
+    connection: a connection string locally, or SAFE_ROLLOUT_QUEUE__queueServiceUri with the app's
+    identity in Azure (set by infra/main.bicep)."""
+    code = """
+import json, function_app
+print(json.dumps([b.get_dict_repr() for f in function_app.app.get_functions() if f.get_function_name() == "judge_queue"
+                  for b in f.get_bindings()], default=str))
+"""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60
+    )
+    (trigger,) = [b for b in json.loads(result.stdout) if b["type"] == "queueTrigger"]
+    assert trigger["queueName"] == "%SAFE_ROLLOUT_WORK_QUEUE%"
+    assert trigger["connection"] == "SAFE_ROLLOUT_QUEUE"
+    bicep = (ROOT / "infra" / "main.bicep").read_text()
+    assert "SAFE_ROLLOUT_QUEUE__queueServiceUri" in bicep
 
 
 def test_http_functions_require_a_function_key():
