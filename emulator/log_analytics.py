@@ -41,6 +41,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from emulator.kpi_rows import kpi_answer
 from emulator.responses import Response, _json
 
 # The ISO 8601 forms of the KQL datetime reference, and nothing else.
@@ -88,12 +89,21 @@ class LogAnalytics:
     # -- Log Analytics ----------------------------------------------------------------------------
 
     def _logs(self, method: str, path: str, body: Any) -> Response:
-        if method != "POST" or not re.match(r"^/v1/workspaces/[^/]+/query$", path):
+        # A resource-centric query (query_resource: an Application Insights resource's ARM id) runs
+        # only the KPI queries (emulator/kpi_rows.py).
+        resource_query = re.match(r"^/v1/subscriptions/.+/query$", path) is not None
+        if method != "POST" or not (re.match(r"^/v1/workspaces/[^/]+/query$", path) or resource_query):
             return _json(404, {"error": {"message": "The requested path does not exist", "code": "PathNotFoundError"}})
         fault = self._fault("logs")
         if fault is not None and not fault.partial:
             return self._fault_response(fault)
         text = str((body or {}).get("query") or "")
+        if text.lstrip().startswith("let ") or resource_query:
+            return kpi_answer(self, text, partial=fault is not None and fault.partial)
+        if "| extend Key = strcat(" in text:  # several rollouts in one query (emulator/log_batch.py)
+            from emulator.log_batch import batched_answer
+
+            return batched_answer(self, text, fault)
         m = _LOG_QUERY.fullmatch(text.strip())
         if not m:
             return _refused(

@@ -1,7 +1,18 @@
 """Online endpoint scoring (https://{endpoint}.{region}.inference.ml.azure.com/score), honouring
-the `azureml-model-deployment` header. A mixin of emulator.azure.Emulator."""
+the `azureml-model-deployment` header. A mixin of emulator.azure.Emulator.
+
+A request with the header goes to that deployment whatever the split (Microsoft Learn, "Safe
+rollout for online endpoints": "you can send traffic directly to the green deployment by
+specifying its name in the header, even at 0% traffic"; az ml online-endpoint invoke
+--deployment-name). It is served, and counted in the deployment's metrics and traffic log, like
+any request (direct requests are real requests to the deployment's instances). The answer is the
+deployment's scenario's Predictor applied to the body (emulator/predictor.py), or [0.5] for a
+scenario without one.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from emulator.responses import Response, _error, _json
 
@@ -9,12 +20,13 @@ from emulator.responses import Response, _error, _json
 class Scoring:
     # -- scoring ----------------------------------------------------------------------------------
 
-    def _score(self, host: str, path: str, headers: dict[str, str]) -> Response:
+    def _score(self, host: str, path: str, headers: dict[str, str], payload: Any = None) -> Response:
         endpoint = host.split(".", maxsplit=1)[0]
         if endpoint not in self.endpoints:
             return _error(404, "NotFound", "no such endpoint")
         lowered = {k.lower(): v for k, v in headers.items()}
         deployment = lowered.get("azureml-model-deployment")
+        direct = deployment is not None
         if deployment is None:
             # Users' requests follow the split that has landed; an endpoint update in flight does
             # not route anything yet (its PUT answered with the old traffic: tests/recordings).
@@ -24,10 +36,16 @@ class Scoring:
             deployment = max(live, key=lambda d: live[d])
         if (endpoint, deployment.lower()) not in self.deployments:
             return _error(404, "DeploymentNotFound", f"deployment {deployment} not found")
-        status, _ = self.sim.answer(endpoint, deployment, self.clock.now())
+        now = self.clock.now()
+        status, latency = self.sim.answer(endpoint, deployment, now)
+        scenario = self.sim.scenario(endpoint, deployment)
+        if direct and scenario.predictor is not None:
+            self.sim.record_direct(endpoint, deployment, now, status, latency)
         # The answer names the deployment that gave it (recorded scoring response header
         # `azureml-model-deployment`, tests/recordings/azure-ai-ml/...test_online_deployment.json).
         answered_by = {"azureml-model-deployment": self.deployments[(endpoint, deployment.lower())].body["name"]}
         if status != 200:
             return _json(status, {"message": "An unexpected error occurred in scoring script."}, answered_by)
+        if scenario.predictor is not None:
+            return _json(200, scenario.predictor.predict(payload), answered_by)
         return _json(200, [0.5], answered_by)

@@ -1,0 +1,124 @@
+"""The shell's part of the model checks: score inputs on blue and green, run the KPI queries.
+
+Called while observing a rollout (RolloutService._observe_endpoint); adds to the Observation what
+the pure core judges (shared/rollout/shadow.py): a PredictionBatch (or why none could be scored)
+and the KPI readings. What to score and when is the core's answer (`predictions.inputs_due`: the
+per-minute and per-stage budgets); which inputs: the next ones of the sample after the tally's
+cursor. A failure here never stops the tick: it becomes an error in the Observation (the check holds).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.adapters.paired_scoring import Sample
+from shared.ports import ProviderError, StoredRollout
+from shared.rollout import predictions, shadow
+from shared.rollout.kpi import KpiReading
+from shared.rollout.observation import Observation
+from shared.rollout.prediction_policy import PredictionCheck
+from shared.rollout.stages import analysis_window
+
+log = logging.getLogger("safe_rollout")
+SAMPLE_CACHE = timedelta(minutes=5)  # a sample file or the collected inputs are read again after this
+# A tick spends at most this long scoring inputs (the rest are scored on later ticks): other
+# rollouts share the tick (functions/reconcile_timer.py, the service's tick budget).
+SCORING_TIME_BUDGET = timedelta(seconds=20)
+
+
+class ModelChecks:
+    def __init__(self, *, scorer: Any, inputs: Any = None, kpis: Any = None, clock: Any) -> None:
+        self._scorer = scorer  # PairedScorer
+        self._inputs = inputs  # BlobInputs (None: only inline rows can be used)
+        self._kpis = kpis  # KpiQueries (None: KPI checks hold, saying no query source is configured)
+        self._clock = clock
+        self._cache: dict[str, tuple[datetime, list[Sample]]] = {}
+
+    # -- inputs -----------------------------------------------------------------------------------
+
+    def _cached(self, key: str, now: datetime, read: Any) -> list[Sample]:
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < SAMPLE_CACHE:
+            return hit[1]
+        samples: list[Sample] = read()
+        self._cache[key] = (now, samples)
+        return samples
+
+    def samples(self, check: PredictionCheck, endpoint: str, blue: str, now: datetime) -> tuple[list[Sample], str]:
+        src = check.inputs
+        out = [Sample(r["input"], None if r.get("label") is None else str(r["label"])) for r in src.rows]
+        used = [f"{len(src.rows)} inline rows"] if src.rows else []
+        if (src.url is not None or src.data_collector is not None) and self._inputs is None:
+            raise ProviderError("no Blob storage client is configured to read the inputs")
+        if src.url is not None:
+            url = src.url
+            found = self._cached(url, now, lambda: self._inputs.read_sample(url))
+            out += found
+            used.append(f"{len(found)} from {url.split('?')[0]}")
+        if src.data_collector is not None:
+            dc = src.data_collector
+            key = f"{dc.account_url}/{dc.container}/{endpoint}/{blue}/{dc.collection}"
+            found = self._cached(
+                key, now, lambda: list(reversed(self._inputs.read_collected(dc, endpoint, blue, now, wrap=dc.wrap)))
+            )
+            out += found
+            used.append(f"{len(found)} collected from {blue} ({dc.collection})")
+        return out, ", ".join(used)
+
+    # -- observing --------------------------------------------------------------------------------
+
+    def observe(self, stored: StoredRollout, observation: Observation) -> Observation:
+        rollout, policy = stored.rollout, stored.policy
+        endpoint = observation.endpoint
+        if stored.policy_error is not None or endpoint is None or rollout.blue is None:
+            return observation
+        now = self._clock.now()
+        update: dict[str, Any] = {}
+        check = policy.predictions
+        green = endpoint.deployment(rollout.green)
+        if (
+            check is not None
+            and shadow.comparing_predictions(rollout, policy)
+            and green is not None
+            and green.provisioning_state == "Succeeded"
+        ):
+            due = predictions.inputs_due(check, rollout.predictions, now)
+            if due > 0:
+                cursor = rollout.predictions.cursor if rollout.predictions is not None else 0
+                try:
+                    samples, source = self.samples(check, rollout.endpoint.name, rollout.blue, now)
+                    chosen = samples[cursor : cursor + due]
+                    pairs = self._scorer.score(
+                        rollout.endpoint,
+                        rollout.blue,
+                        rollout.green,
+                        check,
+                        chosen,
+                        time_budget=SCORING_TIME_BUDGET,
+                    )
+                    scored = len(pairs)  # the time budget may have stopped the batch early
+                    update["predictions"] = predictions.PredictionBatch(
+                        at=now,
+                        pairs=tuple(pairs),
+                        next_cursor=cursor + scored,
+                        exhausted=cursor + scored >= len(samples),
+                        source=source,
+                    )
+                except ProviderError as exc:
+                    log.warning("rollout %s: inputs not scored, will retry: %s", rollout.id, exc)
+                    update["predictions_error"] = str(exc)
+        if shadow.judging_kpis(rollout, policy):
+            window = analysis_window(rollout, policy, now)
+            if window is not None:
+                update["kpis"] = tuple(self._kpi(k, stored, window) for k in policy.kpis)
+        return observation.model_copy(update=update) if update else observation
+
+    def _kpi(self, kpi: Any, stored: StoredRollout, window: tuple[datetime, datetime]) -> KpiReading:
+        rollout = stored.rollout
+        if self._kpis is None:
+            return KpiReading(name=kpi.name, error="no Log Analytics client is configured for KPI queries")
+        assert rollout.blue is not None
+        reading: KpiReading = self._kpis.read(kpi, rollout.endpoint, rollout.blue, rollout.green, *window)
+        return reading
