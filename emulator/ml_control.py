@@ -79,6 +79,11 @@ class MachineLearningControlPlane:
             if op.kind == "delete" and succeeded:
                 del self.deployments[key]
                 return
+            if op.kind == "scale":
+                # The new count serves from now on; a failed scale leaves the old one (capacity.py).
+                self.capacity.serving_during_scale.pop(key, None)
+                if not succeeded and op.pending is not None:
+                    res.body["sku"]["capacity"] = op.pending["from"]
             res.body["properties"]["provisioningState"] = op.outcome
             res.body["systemData"]["lastModifiedAt"] = _iso(op.done_at)
             return
@@ -589,6 +594,9 @@ class MachineLearningControlPlane:
                 return _error(404, "ResourceNotFound", f"Deployment {name} not found")
             if not isinstance(body, dict) or set(body) - {"tags", "sku"}:
                 return _error(400, "BadArgument", "a deployment PATCH takes only tags and sku")
+            wanted = (body.get("sku") or {}).get("capacity") if isinstance(body.get("sku"), dict) else None
+            if wanted is not None and wanted != res.body["sku"].get("capacity"):
+                return self._scale(endpoint, name, res, body, wanted, api_version)
             if "tags" in body:
                 res.body["tags"] = dict(body["tags"] or {})
             if "sku" in body:
@@ -616,6 +624,58 @@ class MachineLearningControlPlane:
             self._finish_if_instant(op)
             return self._accepted_delete(op, api_version)
         return _error(405, "MethodNotAllowed", f"{method} is not supported on deployments")
+
+    # -- scaling (emulator/capacity.py) ----------------------------------------------------------
+
+    def instances_serving(self, endpoint: str, deployment: str) -> int:
+        """Instances serving users now: while a scale runs, the count before it."""
+        key = (endpoint.lower(), deployment.lower())
+        if key in self.capacity.serving_during_scale:
+            return self.capacity.serving_during_scale[key]
+        res = self.deployments.get(key)
+        return int(res.body["sku"].get("capacity") or 1) if res is not None else 0
+
+    def _scale(
+        self, endpoint: str, name: str, res: Resource, body: dict[str, Any], wanted: Any, api_version: str
+    ) -> Response:
+        """PATCH of sku.capacity: a long-running operation (202, Location) that takes minutes and can
+        fail (emulator/capacity.py). The 202's body is the deployment as it now reads (UNVERIFIED:
+        azure-ai-ml reads no body from a 202)."""
+        if (fault := self._fault("deployment.scale")) is not None:
+            return self._fault_response(fault)
+        if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < 1:
+            return _error(400, "BadArgument", f"sku.capacity must be a whole number of at least 1, got {wanted!r}")
+        state = str(res.body["properties"].get("provisioningState"))
+        if state in DEPLOYMENT_BUSY or state == self.deployment_creating_state:
+            return self._busy(f"deployment {name}", state)
+        limit = self.capacity.max_instances
+        if limit is not None and wanted > limit:
+            return _error(
+                400,
+                "OutOfQuota",
+                f"Not enough quota available for {res.body['properties'].get('instanceType')}: "
+                f"{wanted} instances asked, {limit} allowed",
+            )
+        key = (endpoint.lower(), name.lower())
+        before = int(res.body["sku"].get("capacity") or 1)
+        outcome = "Failed" if self.capacity.take_failure(name) else "Succeeded"
+        if name.lower() in self.capacity.hung_scales:
+            outcome = "Hung"
+        took = self.capacity.scale_out if wanted > before else self.capacity.scale_in
+        op = self._start_operation("scale", self.deployment_id(endpoint, name), took, outcome, pending={"from": before})
+        self.capacity.serving_during_scale[key] = self.instances_serving(endpoint, name)
+        res.body["sku"] = {**res.body["sku"], **body["sku"]}
+        if "tags" in body:
+            res.body["tags"] = dict(body["tags"] or {})
+        res.body["properties"]["provisioningState"] = "Scaling"
+        res.body["systemData"]["lastModifiedAt"] = _iso(self.clock.now())
+        urls = self._operation_urls(op, api_version)
+        self._finish_if_instant(op)
+        return _json(
+            202,
+            copy.deepcopy(res.body),
+            {"Location": urls["Location"], "Azure-AsyncOperation": urls["Azure-AsyncOperation"]},
+        )
 
     def _put_deployment(self, endpoint: str, name: str, res: Resource | None, body: Any, api_version: str) -> Response:
         ep_key = endpoint.lower()
