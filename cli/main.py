@@ -126,6 +126,7 @@ def _summary(view: dict[str, Any]) -> str:
     return (
         f"{view['id']}  {model.get('name')}:{model.get('version')} on {view.get('endpoint')}  "
         f"{view.get('phase')} ({view.get('stage')})  green live {live}% mirrored {mirror}%\n  {view.get('reason', '')}"
+        + (f"\n  cost: {cost}" if (cost := (view.get("cost") or {}).get("summary")) else "")
     )
 
 

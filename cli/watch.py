@@ -126,6 +126,9 @@ def frame(view: dict[str, Any], *, next_poll: float, frame_no: int) -> Renderabl
                 _progress(samples, float(wanted), "requests") if samples is not None else Text("no judged window yet"),
             )
     head.add_row("reason", str(view.get("reason", "")))
+    cost = view.get("cost") or {}
+    if cost.get("summary"):
+        head.add_row("cost", str(cost["summary"]))  # shared/rollout/cost.py
     if phase not in TERMINAL:
         head.add_row("next look", "every minute (the timer); a minute is judged once Azure Monitor has settled it")
     checks = Table(title="checks on the last judged window", expand=True, title_justify="left")

@@ -22,7 +22,7 @@ from emulator.azurite import running_azurite
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run four real rollouts against the local Azure emulator")
+    parser = argparse.ArgumentParser(description="Run five real rollouts against the local Azure emulator")
     parser.add_argument("--report", type=Path, default=Path("reports/demo-report.html"))
     parser.add_argument("--plain", action="store_true", help="print decisions as lines instead of a live view")
     args = parser.parse_args(argv)
@@ -56,12 +56,16 @@ def quiet() -> Iterator[None]:
 def _run(args: argparse.Namespace) -> int:
     began = time.monotonic()
     view = LiveView(plain=args.plain or not sys.stdout.isatty())
-    with tempfile.TemporaryDirectory(prefix="safe-rollout-demo-") as tmp, running_azurite() as azurite:
+    with (
+        tempfile.TemporaryDirectory(prefix="safe-rollout-demo-") as tmp,
+        running_azurite() as azurite,
+        running_azurite(service="blob") as blobs,  # blue's data collector output (demo/shadow_story.py)
+    ):
         view.say(f"Azurite and the emulator's HTTPS server are up (work dir {tmp})")
-        with demo_environment(azurite, Path(tmp)) as env, view.running(env):
+        with demo_environment(azurite, Path(tmp), blob_connection=blobs) as env, view.running(env):
             outcomes = run_story(env)
             ids = [o.rollout_id for o in outcomes if o.rollout_id]
-            html = env.service.report(ids, title="Safe Rollout demo: four versions of fraud-model")
+            html = env.service.report(ids, title="Safe Rollout demo: five versions of fraud-model")
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(html)
     view.summary(outcomes, args.report, time.monotonic() - began)

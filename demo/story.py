@@ -1,4 +1,4 @@
-"""The demo story: four model versions on one endpoint, through the real function handlers.
+"""The demo story: five model versions on one endpoint, through the real function handlers.
 
 The app is configured exactly as in production (environment variables and a policy file), pointed
 at the emulator's HTTPS server and at Azurite. The handlers are called the way the Functions host
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,11 +20,15 @@ from typing import Any
 import azure.functions as func
 from azure.functions.timer import TimerRequest
 
+from demo.shadow_story import DISAGREEING, collect_recent_inputs, with_model
+from demo.shadow_story import prepare as prepare_predictions
 from emulator.azure import Emulator
 from emulator.clock import SimClock
 from emulator.host import user_functions
+from emulator.queue_host import drain_work_queue, use_memory_work_queue
 from emulator.server import serve
 from emulator.traffic import Scenario
+from shared.rollout.cost import summary as cost_summary
 from shared.rollout.model import RolloutPhase
 
 HERE = Path(__file__).resolve().parent
@@ -61,6 +66,8 @@ STORY = (
         "alert",
         alert_in=RolloutPhase.CANARY,
     ),
+    # demo/shadow_story.py: fast and error-free, but a different label on 15% of blue's inputs
+    Chapter("6", "fast, error-free, disagrees on 15%", DISAGREEING, RolloutPhase.ROLLED_BACK, "shadow-predictions"),
 )
 
 
@@ -72,6 +79,7 @@ class Outcome:
     minutes: int
     ok: bool
     why: str
+    cost: str = ""  # extra instance-hours and cost of the rollout (shared/rollout/cost.py)
 
 
 @dataclass
@@ -83,10 +91,12 @@ class DemoEnv:
     on_tick: Callable[[DemoEnv], None] = lambda env: None
     outcomes: list[Outcome] = field(default_factory=list)
     chapters: int = 0  # how many versions the story tells, for the view's progress
+    blob_connection: str | None = None  # Azurite's blob service: blue's data collector output
 
     def tick(self) -> None:
         self.clock.advance(timedelta(minutes=1))
         self.fns["reconcile_timer"](TimerRequest(past_due=False))
+        drain_work_queue(self.fns["judge_queue"])  # the queue worker judges what the timer enqueued
         self.on_tick(self)
 
     def deliver(self, version: str) -> None:
@@ -140,7 +150,9 @@ class DemoEnv:
 
 
 @contextmanager
-def demo_environment(azurite_connection: str, workdir: Path, *, seed: int = 7) -> Iterator[DemoEnv]:
+def demo_environment(
+    azurite_connection: str, workdir: Path, *, seed: int = 7, blob_connection: str | None = None
+) -> Iterator[DemoEnv]:
     """The emulator's HTTPS server on a free port, and the app configured through its settings."""
     from emulator.azurite import free_port
 
@@ -149,12 +161,16 @@ def demo_environment(azurite_connection: str, workdir: Path, *, seed: int = 7) -
     emu.poll_retry_after = 0  # azure-core then polls at MLClient's polling_interval (0 below)
     emu.deployment_provisioning = timedelta(minutes=6)
     emu.add_endpoint(ENDPOINT, rpm=900)
-    emu.add_deployment(ENDPOINT, "fraud-model-v1", (MODEL, "1"), traffic=100)
+    emu.add_deployment(ENDPOINT, "fraud-model-v1", (MODEL, "1"), scenario=with_model(Scenario()), traffic=100)
+    policy_file = HERE / "policy.yaml"
+    if blob_connection is not None:  # blue's collected inputs, and the prediction comparison in the policy
+        policy_file = prepare_predictions(emu, blob_connection, workdir, policy_file, ENDPOINT, "fraud-model-v1", START)
+        shutil.copy(HERE / "prices.csv", policy_file.parent / "prices.csv")  # the price table beside it
     port = free_port()
     server = serve(emu, port, workdir / "certs")
     base = f"https://127.0.0.1:{port}"
     settings = {
-        "SAFE_ROLLOUT_POLICY_FILE": str(HERE / "policy.yaml"),
+        "SAFE_ROLLOUT_POLICY_FILE": str(policy_file),
         "SAFE_ROLLOUT_STORAGE_CONNECTION": azurite_connection,
         "SAFE_ROLLOUT_TABLE_NAME": "demorollouts",
         "SAFE_ROLLOUT_METRICS_ENDPOINT": base,
@@ -178,12 +194,15 @@ def demo_environment(azurite_connection: str, workdir: Path, *, seed: int = 7) -
 
         service = build_service(Settings.from_env(), clock=clock)
         set_service(service)
+        use_memory_work_queue()
         fns = user_functions(function_app.app)
-        yield DemoEnv(clock=clock, emu=emu, fns=fns, service=service)
+        yield DemoEnv(clock=clock, emu=emu, fns=fns, service=service, blob_connection=blob_connection)
     finally:
         from shared.bootstrap import set_service
+        from shared.queue_wiring import set_work_queue
 
         set_service(None)
+        set_work_queue(None)
         server.shutdown()
         for key, value in saved.items():
             if value is None:
@@ -207,6 +226,12 @@ def check(env: DemoEnv, chapter: Chapter, stored: Any) -> tuple[bool, str]:
         if rollback is None or not rollback.reason.startswith("canary 10%"):
             return False, f"not rolled back at the first live step: {rollback.reason if rollback else 'never'}"
         return True, f"rolled back at canary 10% after {users_on_green} user requests ({rollback.reason[:90]})"
+    if chapter.how == "shadow-predictions":
+        if users_on_green or rollback is None or rollback.from_phase != RolloutPhase.MIRRORING:
+            return False, f"{users_on_green} user requests reached green; {rollback.reason if rollback else 'never'}"
+        if not any(e.check == "predictions" and e.verdict == "Fail" for e in rollback.evidence):
+            return False, f"not rolled back for its predictions: {rollback.reason[:120]}"
+        return True, f"rolled back in the shadow for its predictions; 0 users saw green ({rollback.reason[:90]})"
     if chapter.how == "alert":
         if rollback is None or not rollback.actor.startswith("alert:"):
             return False, "not rolled back by the alert"
@@ -218,7 +243,9 @@ def run_story(env: DemoEnv, chapters: tuple[Chapter, ...] = STORY, max_ticks: in
     env.chapters = len(chapters)
     for chapter in chapters:
         env.emu.register_model(MODEL, chapter.version)
-        env.emu.set_scenario(ENDPOINT, f"{MODEL}-v{chapter.version}", chapter.scenario)
+        env.emu.set_scenario(ENDPOINT, f"{MODEL}-v{chapter.version}", with_model(chapter.scenario))
+        if env.blob_connection is not None:  # blue's data collector wrote what it served in the last hour
+            collect_recent_inputs(env.emu, env.blob_connection, ENDPOINT, env.clock.now())
         started = env.clock.now()
         env.deliver(chapter.version)
         alerted = False
@@ -240,6 +267,7 @@ def run_story(env: DemoEnv, chapters: tuple[Chapter, ...] = STORY, max_ticks: in
             env.outcomes.append(Outcome(chapter, "", RolloutPhase.FAILED, minutes, False, "no rollout started"))
             continue
         ok, why = check(env, chapter, stored)
-        env.outcomes.append(Outcome(chapter, stored.rollout.id, stored.rollout.phase, minutes, ok, why))
+        spent = cost_summary(stored.rollout, stored.policy, env.clock.now(), stored.rollout.capacity_ratio).describe()
+        env.outcomes.append(Outcome(chapter, stored.rollout.id, stored.rollout.phase, minutes, ok, why, spent))
         env.tick()  # let the endpoint settle before the next version arrives
     return env.outcomes

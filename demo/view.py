@@ -123,5 +123,8 @@ class LiveView:
                 o.why,
             )
         self.console.print(table)
+        for o in outcomes:  # what each rollout cost beyond production (shared/rollout/cost.py)
+            if o.cost:
+                self.console.print(f"cost of v{o.chapter.version}: {o.cost}")
         size = report.stat().st_size if report.exists() else 0
         self.console.print(f"report: {report} ({size / 1024:.0f} KiB); took {seconds:.1f}s of wall time")

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from emulator.capacity import CapacityState
 from emulator.clock import SimClock
 from emulator.eventgrid_topic import EventGridTopic
 from emulator.log_analytics import LogAnalytics
@@ -80,6 +81,7 @@ class Emulator(MachineLearningControlPlane, Scoring, MonitorMetrics, LogAnalytic
     faults: list[Fault] = field(default_factory=list)
     provisioning_outcomes: dict[str, str] = field(default_factory=dict)  # deployment name -> Failed/Canceled
     hung_provisioning: set[str] = field(default_factory=set)  # never finishes
+    capacity: CapacityState = field(default_factory=CapacityState)  # scales and instances (emulator/capacity.py)
     endpoints: dict[str, Resource] = field(default_factory=dict)  # key: lower endpoint name
     deployments: dict[tuple[str, str], Resource] = field(default_factory=dict)
     models: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -88,10 +90,14 @@ class Emulator(MachineLearningControlPlane, Scoring, MonitorMetrics, LogAnalytic
     requests: list[tuple[str, str, Any]] = field(default_factory=list)  # (method, url, json body)
     traffic_history: list[tuple[datetime, str, TrafficSplit]] = field(default_factory=list)
     latency_hook: Callable[[str], None] | None = None  # called with the service name per request
+    rate_limits: Any = None  # emulator/rate_limits.RateLimits: Azure's 429s (off unless set)
     public_base: str | None = None  # served over HTTPS: scoring URIs point back at the server
+    # KPI query text -> {deployment: rate} (or "__mean__": True with means): emulator/kpi_rows.py
+    kpi_truth: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.sim = TrafficSimulator(self.clock.now(), seed=self.seed)
+        self.sim.instances_of = self.instances_serving  # emulator/capacity.py
         self._lock = threading.RLock()
 
     # -- ids --------------------------------------------------------------------------------------
@@ -260,6 +266,8 @@ class Emulator(MachineLearningControlPlane, Scoring, MonitorMetrics, LogAnalytic
             except ValueError:
                 return _error(400, "InvalidRequestContent", "The request body is not valid JSON")
             self.requests.append((method, url, payload))
+            if self.rate_limits is not None and (refused := self.rate_limits.check(method, url, self.clock.now())):
+                return refused
             if host == "management.azure.com" or host.endswith(".management.azure.com"):
                 return self._arm(method, path, query, payload)
             if host.endswith(".metrics.monitor.azure.com"):
@@ -267,7 +275,7 @@ class Emulator(MachineLearningControlPlane, Scoring, MonitorMetrics, LogAnalytic
             if host in ("api.loganalytics.io", "api.loganalytics.azure.com"):
                 return self._logs(method, path, payload)
             if host.endswith(".inference.ml.azure.com"):
-                return self._score(host, path, headers)
+                return self._score(host, path, headers, payload)
             if host.endswith(".eventgrid.azure.net") or host.startswith("eventgrid"):
                 return self._eventgrid(host, payload)
             if host == "login.microsoftonline.com":

@@ -13,12 +13,15 @@ with modelStatusCode 500, 408, 429), CPU and memory, and how these change over t
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
+from emulator.capacity import load_per_instance, throughput
+from emulator.predictor import Predictor
 from shared.rollout.model import TrafficSplit
 
 
@@ -38,7 +41,12 @@ class Scenario:
     memory_percent: float = 45.0
     memory_leak_per_hour: float = 0.0
     capacity_rpm: float | None = None  # above this load, latency and 429s grow
+    # Sized per instance (emulator/capacity.py): the throughput is this times the instances serving,
+    # and CPU follows the load per instance. None: capacity_rpm and CPU for the whole deployment.
+    capacity_rpm_per_instance: float | None = None
     smoke_fails: bool = False  # direct invocations with sample requests fail
+    # What the model answers (emulator/predictor.py); None: the fixed answer [0.5].
+    predictor: Predictor | None = None
     # (minutes after the deployment starts receiving traffic, changes): behaviour that drifts
     changes: tuple[tuple[float, dict[str, Any]], ...] = ()
 
@@ -117,6 +125,8 @@ class TrafficSimulator:
         self.user_answers: dict[tuple[str, str], int] = defaultdict(int)
         self.user_errors: dict[tuple[str, str], int] = defaultdict(int)
         self._request_seq = 0
+        # (endpoint, deployment) -> instances serving now (emulator/capacity.py); None: one
+        self.instances_of: Callable[[str, str], int] | None = None
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -168,7 +178,8 @@ class TrafficSimulator:
         stats = self.stats[key].setdefault(minute, MinuteStats())
         slow = 1.0
         throttle = sc.throttle_rate
-        load = (stats.requests + n) / sc.capacity_rpm if sc.capacity_rpm else 0.0
+        limit = throughput(sc.capacity_rpm_per_instance, sc.capacity_rpm, self._instances(endpoint, deployment))
+        load = (stats.requests + n) / limit if limit else 0.0
         if load > 1:
             slow = load**2
             throttle = min(0.9, throttle + (load - 1) * 0.5)
@@ -225,8 +236,13 @@ class TrafficSimulator:
         sc = self.scenario(endpoint, deployment).at(active)
         stats = self.stats[key].setdefault(minute, MinuteStats())
         noise = self.rng.normal(0, 1.5, 2)
-        stats.cpu = float(np.clip(sc.cpu_percent + sc.cpu_per_100rpm * stats.requests / 100 + noise[0], 0, 100))
+        per_instance = sc.capacity_rpm_per_instance is not None
+        served = load_per_instance(stats.requests, self._instances(endpoint, deployment), per_instance)
+        stats.cpu = float(np.clip(sc.cpu_percent + sc.cpu_per_100rpm * served / 100 + noise[0], 0, 100))
         stats.memory = float(np.clip(sc.memory_percent + sc.memory_leak_per_hour * active / 60 + noise[1], 0, 100))
+
+    def _instances(self, endpoint: str, deployment: str) -> int:
+        return self.instances_of(endpoint, deployment) if self.instances_of is not None else 1
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -237,6 +253,23 @@ class TrafficSimulator:
     def log_rows(self, endpoint: str, deployment: str, start: datetime, end: datetime) -> list[LogRow]:
         rows = self.logs.get((endpoint.lower(), deployment.lower()), [])
         return [r for r in rows if start <= r.time < end]
+
+    def record_direct(self, endpoint: str, deployment: str, now: datetime, status: int, latency: float) -> None:
+        """A request sent straight to a deployment (its `azureml-model-deployment` header): counted in
+        its metrics and traffic log like any request it serves (no user sees it, so not in
+        `user_answers`), without starting its scenario's clock."""
+        key = (endpoint.lower(), deployment.lower())
+        minute = now.replace(second=0, microsecond=0)
+        stats = self.stats[key].setdefault(minute, MinuteStats())
+        stats.requests += 1
+        code = (status, 500) if status == 424 else (status, status)
+        stats.by_status[code] += 1
+        stats.latencies.append(latency)
+        if self.keep_logs:
+            self._request_seq += 1
+            self.logs[key].append(
+                LogRow(now, key[0], key[1], code[0], code[1], latency, f"req-{self._request_seq:09d}", mirrored=False)
+            )
 
     def answer(self, endpoint: str, deployment: str, now: datetime) -> tuple[int, float]:
         """One direct request (smoke test): (status code, latency)."""

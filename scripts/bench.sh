@@ -8,3 +8,5 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 .venv/bin/python -m bench.detection "$@"
 .venv/bin/python -m bench.coldstart
 .venv/bin/python -m bench.scale
+.venv/bin/python -m bench.predictions
+.venv/bin/python -m bench.capacity

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo: four real rollouts against the local Azure emulator (HTTPS) and Azurite, with a live
+# The demo: five real rollouts against the local Azure emulator (HTTPS) and Azurite, with a live
 # view, and a self-contained HTML report in reports/. Installs only what it needs (no checkov, no
 # test tools: bootstrap.sh --demo); stops what it starts.
 set -euo pipefail

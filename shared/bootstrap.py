@@ -98,6 +98,15 @@ def build_service(settings: Settings, *, transport: Any = None, clock: Any = Non
         polling_interval=settings.polling_interval,
         first_deployment_template=policies.template_for,
     )
+    # Paced per subscription within ARM's limits; a lasting 429 defers the rollout (issue 15).
+    from shared.adapters.throttle import ArmLimits, ThrottledGateway
+
+    rates = ArmLimits(
+        reads_per_second=settings.arm_reads_per_second,
+        writes_per_second=settings.arm_writes_per_second,
+        read_burst=10.0 * settings.arm_reads_per_second,
+        write_burst=10.0 * settings.arm_writes_per_second,
+    )
     metrics = MonitorMetrics(
         credential,
         metrics_endpoint=settings.metrics_endpoint,
@@ -105,15 +114,44 @@ def build_service(settings: Settings, *, transport: Any = None, clock: Any = Non
         logs_endpoint=settings.logs_endpoint,
         transport=transport,
     )
+    the_clock = clock or SystemClock()
+    paced: Any = (
+        ThrottledGateway(gateway, rates, now=lambda: the_clock.now().timestamp(), sleep=the_clock.sleep)
+        if hasattr(the_clock, "sleep")  # a simulated clock (the demo): waits pass on its time
+        else ThrottledGateway(gateway, rates)
+    )
     return RolloutService(
         store=store,
-        gateway=gateway,
+        gateway=paced,
         metrics=metrics,
         events=events,
-        clock=clock or SystemClock(),
+        clock=the_clock,
         policies=policies,
         max_concurrency=settings.max_concurrency,
         tick_budget_seconds=settings.tick_budget_seconds,
+        # the paced gateway: the scoring URI and keys are ARM requests like any other
+        model_checks=build_model_checks(settings, credential, paced, transport, the_clock),
+    )
+
+
+def build_model_checks(settings: Settings, credential: Any, gateway: Any, transport: Any, clock: Any) -> Any:
+    """Prediction comparison and KPI queries (issue 14): scoring through the gateway's endpoint
+    keys, inputs from Blob storage, KPIs over Log Analytics / Application Insights."""
+    from shared.adapters.blob_inputs import BlobInputs
+    from shared.adapters.kpi_queries import KpiQueries
+    from shared.adapters.paired_scoring import PairedScorer
+    from shared.model_checks import ModelChecks
+
+    return ModelChecks(
+        scorer=PairedScorer(gateway, clock=clock),
+        inputs=BlobInputs(credential, connection_string=settings.storage_connection, transport=transport),
+        kpis=KpiQueries(
+            credential,
+            workspace_id=settings.log_analytics_workspace_id,
+            logs_endpoint=settings.logs_endpoint,
+            transport=transport,
+        ),
+        clock=clock,
     )
 
 

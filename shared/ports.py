@@ -35,6 +35,12 @@ class OperationInProgressError(ProviderError):
     try again on a later tick; not a fault of ours."""
 
 
+class ThrottledError(OperationInProgressError):
+    """Azure answered 429 even after the SDK honoured `Retry-After`: the rollout is left for a later
+    tick (never decided on, never counted as an error in a row). A traffic order refused so is
+    ordered again like one refused while Azure is busy. See shared/adapters/throttle.py."""
+
+
 class EndpointBusyError(AlreadyExistsError):
     """Another rollout holds the endpoint's lock (not a duplicate of this one)."""
 
@@ -60,6 +66,12 @@ class EndpointGateway(Protocol):
 
     def tag_deployment(self, endpoint: EndpointRef, deployment: str, tags: dict[str, str]) -> None: ...
 
+    def scale_deployment(self, endpoint: EndpointRef, deployment: str, instances: int) -> None:
+        """Start changing a deployment's instance count and return once Azure accepted it; never
+        waits for it. A later read confirms it (the count shown and provisioning Succeeded).
+        OperationInProgressError on a 409; ProviderError with Azure's reason (quota, ...) otherwise."""
+        ...
+
     def delete_deployment(self, endpoint: EndpointRef, deployment: str) -> None:
         """Start deleting; a deployment that is already gone is not an error."""
         ...
@@ -78,6 +90,7 @@ class MetricsQuery:
     percentile: float
     region: str = ""  # the endpoint's Azure region; metrics:getBatch is regional and per subscription
     tail_percentile: float | None = None  # the tail check's percentile, read per minute too
+    blue_resources: bool = False  # read blue's CPU and memory too (the capacity check compares them)
 
 
 @dataclass(frozen=True)

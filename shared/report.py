@@ -21,7 +21,9 @@ from datetime import datetime, timedelta
 
 from shared.ports import DecisionRecord, StoredRollout, Timeline
 from shared.report_charts import format_tick, nice_ticks, time_ticks
+from shared.report_predictions import prediction_figures
 from shared.rollout.analysis import CheckResult
+from shared.rollout.cost import summary as cost_summary
 from shared.rollout.model import EXPOSED_PHASES, RolloutPhase
 
 W, H, PAD_L, PAD_R, PAD_T, PAD_B = 920, 210, 56, 16, 30, 26
@@ -489,6 +491,7 @@ def _summary(item: ReportItem, stages: Sequence[Stage]) -> str:
     rows.append(("Users exposed to green", exposed))
     if stages:
         rows.append(("Stages", " → ".join(s.name for s in stages)))
+    rows.append(("Cost", cost_summary(r, item.stored.policy, end, r.capacity_ratio).describe()))  # rollout/cost.py
     if deciding is not None:
         failed = [e for e in deciding.evidence if e.verdict == "Fail"]
         shown = failed or [e for e in deciding.evidence if e.required and e.check != "metrics"]
@@ -649,6 +652,7 @@ def _section(item: ReportItem) -> str:
         f"started {r.created_at:%Y-%m-%d %H:%M} UTC</p>"
         + _summary(item, stages)
         + "".join(charts)
+        + prediction_figures(decisions)  # blue's and green's answers compared (shared/report_predictions.py)
         + (f'<ol class="legend">{legend}</ol>' if legend else "")
         + "<table class='trail'><thead><tr><th>time</th><th>phase</th><th>by</th><th>reason and evidence</th>"
         "<th>traffic</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></section>"

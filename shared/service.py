@@ -35,6 +35,7 @@ from shared.ports import (
     ProviderError,
     RolloutStore,
     StoredRollout,
+    ThrottledError,
 )
 from shared.report import ReportItem, render_report
 from shared.rollout import machine
@@ -43,6 +44,7 @@ from shared.rollout.actions import (
     CreateDeployment,
     Decision,
     DeleteDeployment,
+    ScaleDeployment,
     SetTraffic,
     TagDeployment,
 )
@@ -50,12 +52,18 @@ from shared.rollout.analysis import WindowMetrics
 from shared.rollout.machine import CommandKind, CommandRejectedError, StartRejectedError
 from shared.rollout.model import BUSY_REFUSAL, EndpointRef, ModelRef, Rollout, RolloutPhase, WorkspaceRef
 from shared.rollout.observation import PROVISIONING_IN_PROGRESS, EndpointState, Observation
-from shared.rollout.policy import RolloutPolicy
+from shared.rollout.policy import RolloutPolicy, format_duration
 from shared.rollout.versions import model_of, not_newer_reason
 from shared.targets import PolicyFile
 
 log = logging.getLogger("safe_rollout")
-ACTION_ORDER: dict[type[Any], int] = {SetTraffic: 0, TagDeployment: 1, CreateDeployment: 2, DeleteDeployment: 3}
+ACTION_ORDER: dict[type[Any], int] = {
+    SetTraffic: 0,
+    TagDeployment: 1,
+    CreateDeployment: 2,
+    ScaleDeployment: 2,
+    DeleteDeployment: 3,
+}
 SAVE_RETRIES = 5  # a person's command: then 409, and they can try again
 # A person's or an alert's order that meets an endpoint still applying an earlier update (about 20 s
 # in the recorded sessions) waits for it within the request, polling every URGENT_POLL_SECONDS.
@@ -63,6 +71,9 @@ URGENT_WAIT_SECONDS = 30.0
 URGENT_POLL_SECONDS = 5.0
 ROLLBACK_RETRIES = 25  # an alert's rollback: each retry reloads; then 503 so the action group retries
 START_RETRIES = 5  # a registration racing another: look again; then fail so Event Grid redelivers
+# How long Azure's 429s on a rollout's reads are waited out (no decision, no error counted) before
+# the rollout is decided on as unreadable: then its deadline and error limits apply as usual.
+THROTTLE_PATIENCE = timedelta(minutes=10)
 MAX_NOTES = 20  # audit notes that change nothing (resolved alerts) kept per rollout; the rest are logged
 
 
@@ -102,6 +113,8 @@ class TickReport:
     failed: int = 0
     deferred: int = 0  # left for the next tick: the time budget ran out
     metrics_calls: int = 0
+    throttled: int = 0  # left for the next tick: Azure answered 429 (never counted as an error)
+    skipped: int = 0  # in a work item but no longer due (finished, or gone)
     errors: list[str] = field(default_factory=list)
 
 
@@ -127,6 +140,8 @@ def _describe(action: Action) -> str:
         return f"create {action.name} ({action.model.label})"
     if isinstance(action, TagDeployment):
         return f"tag {action.name} " + ", ".join(f"{k}={v}" for k, v in action.tags.items())
+    if isinstance(action, ScaleDeployment):
+        return f"scale {action.name} to {action.instances} instances"
     return f"delete {action.name}"
 
 
@@ -144,8 +159,11 @@ class RolloutService:
         tick_budget_seconds: float = 240.0,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
+        model_checks: Any = None,
     ) -> None:
         self.store = store
+        # Scoring inputs on blue and green, and the KPI queries (shared/model_checks.py); None: off.
+        self.model_checks = model_checks
         self.gateway = gateway
         self.metrics = metrics
         self.events = events
@@ -220,14 +238,18 @@ class RolloutService:
                     self.gateway.create_deployment(rollout.endpoint, action)
                 elif isinstance(action, TagDeployment):
                     self.gateway.tag_deployment(rollout.endpoint, action.name, action.tags)
+                elif isinstance(action, ScaleDeployment):
+                    self.gateway.scale_deployment(rollout.endpoint, action.name, action.instances)
                 else:
                     self.gateway.delete_deployment(rollout.endpoint, action.name)
             except OperationInProgressError as exc:
                 log.info("rollout %s: %s waits for Azure's operation in flight: %s", rollout.id, _describe(action), exc)
+                if isinstance(action, ScaleDeployment):  # capacity.py says why the scale is not under way
+                    return f"{_describe(action)}: {exc}"[:500]
                 return f"{BUSY_REFUSAL}{exc}"[:500] if isinstance(action, SetTraffic) else ""
             except ProviderError as exc:
                 log.warning("rollout %s: %s failed, will retry next tick: %s", rollout.id, _describe(action), exc)
-                return f"{_describe(action)}: {exc}"[:500] if isinstance(action, SetTraffic) else ""
+                return f"{_describe(action)}: {exc}"[:500] if isinstance(action, SetTraffic | ScaleDeployment) else ""
         return ""
 
     def _order_when_idle(self, rollout: Rollout) -> bool:
@@ -296,6 +318,16 @@ class RolloutService:
         rollout, policy = stored.rollout, stored.policy
         try:
             endpoint = self.gateway.read_endpoint(rollout.endpoint)
+        except ThrottledError as exc:
+            # Not an answer about the endpoint: the rollout is left for a later tick, and that is
+            # not an error. But never for ever: past THROTTLE_PATIENCE without a decision, or past
+            # the rollout's deadline, it is decided on as an unreadable endpoint, so the deadline,
+            # the stage's timeout and the limit on errors in a row still apply.
+            waited = self.clock.now() - rollout.updated_at
+            if waited <= THROTTLE_PATIENCE and self.clock.now() - rollout.created_at <= policy.deadline:
+                raise
+            for_ = format_duration(timedelta(seconds=int(waited.total_seconds())))
+            return Observation(endpoint_error=f"Azure has refused reads with 429 for {for_}: {exc}")
         except ProviderError as exc:
             return Observation(endpoint_error=str(exc))
         observation = Observation(endpoint=endpoint)
@@ -307,6 +339,12 @@ class RolloutService:
                 log.warning("rollout %s: smoke test could not run, will retry: %s", rollout.id, exc)
             else:
                 observation = observation.model_copy(update={"smoke": smoke})
+        if self.model_checks is not None and endpoint is not None:
+            try:
+                observation = self.model_checks.observe(stored, observation)
+            except Exception as exc:  # a fault here holds the prediction checks, never the tick
+                log.exception("rollout %s: model checks could not observe", rollout.id)
+                observation = observation.model_copy(update={"predictions_error": f"{exc.__class__.__name__}: {exc}"})
         return observation
 
     @staticmethod
@@ -337,6 +375,7 @@ class RolloutService:
             percentile=p.latency.percentile,
             region=(observation.endpoint.location if observation.endpoint is not None else "") or r.region,
             tail_percentile=p.tail_latency.percentile if p.tail_latency.enabled else None,
+            blue_resources=p.capacity is not None and p.capacity.check.enabled,
         )
 
     def _with_metrics(self, pairs: list[tuple[StoredRollout, Observation]]) -> list[tuple[StoredRollout, Observation]]:
@@ -373,11 +412,46 @@ class RolloutService:
         return machine.decide(stored.rollout, stored.policy, observation, self.clock.now())
 
     def reconcile_all(self) -> TickReport:
-        """One timer tick: every due rollout, bounded concurrency, one failure never blocks the
-        others, and no new work once the time budget is spent."""
-        started = self._monotonic()
+        """One tick in one process (the CLI, the demo, tests): every due rollout, bounded
+        concurrency, one failure never blocks the others, and no new work once the time budget is
+        spent. In Azure the timer dispatches work items instead and the queue worker calls
+        reconcile_batch (functions/reconcile_timer.py, functions/judge_queue.py)."""
+        return self._reconcile(self.store.find(due_only=True))
+
+    def reconcile_batch(self, rollout_ids: Sequence[str], *, dispatched_at: datetime | None = None) -> TickReport:
+        """One work item: these rollouts (one subscription and region), judged together with one
+        metrics fetch. A rollout no longer due, or gone, is skipped; reading one that fails is that
+        rollout's failure only. Safe to run twice (at-least-once delivery): every save is
+        ETag-guarded and every action is level-triggered. `dispatched_at`: the tick that enqueued
+        the item; a rollout judged since (a redelivered item, or a later tick's) is skipped, so a
+        redelivery sends no second round of reads, scoring requests and queries."""
+        loaded: list[StoredRollout] = []
         report = TickReport()
-        due = self.store.find(due_only=True)
+        for rid in dict.fromkeys(rollout_ids):
+            try:
+                stored = self.store.get(rid)
+            except Exception as exc:  # one unreadable row never blocks the batch
+                log.exception("rollout %s: could not be loaded", rid)
+                report.failed += 1
+                report.errors.append(f"{rid}: {type(exc).__name__}: {exc}")
+                continue
+            if stored is None or not stored.rollout.due:
+                report.skipped += 1
+                continue
+            if dispatched_at is not None and stored.rollout.updated_at > dispatched_at:
+                report.skipped += 1  # judged since this item was enqueued
+                continue
+            loaded.append(stored)
+        judged = self._reconcile(loaded)
+        judged.failed += report.failed
+        judged.skipped = report.skipped
+        judged.errors = report.errors + judged.errors
+        return judged
+
+    def _reconcile(self, due: list[StoredRollout]) -> TickReport:
+        started = self._monotonic()
+        calls_before = int(getattr(self.metrics, "calls", {}).get("metrics", 0))
+        report = TickReport()
         report.due = len(due)
 
         def in_budget() -> bool:
@@ -386,11 +460,17 @@ class RolloutService:
         def observe(stored: StoredRollout) -> tuple[StoredRollout, Observation] | None:
             if not in_budget():
                 return None
-            return stored, self._observe_endpoint(stored)
+            try:
+                return stored, self._observe_endpoint(stored)
+            except ThrottledError as exc:
+                log.info("rollout %s: %s", stored.rollout.id, exc)
+                with self._lock:
+                    report.throttled += 1
+                return None
 
         with ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="reconcile") as pool:
             observed = [o for o in pool.map(self._guard(observe, report), due) if o is not None]
-            report.deferred = len(due) - len(observed)
+            report.deferred = len(due) - len(observed) - report.throttled
             try:
                 with_metrics = self._with_metrics(observed)
             except Exception:  # a bug in the metrics path must not stop traffic decisions
@@ -398,7 +478,7 @@ class RolloutService:
                 with_metrics = [
                     (s, o.model_copy(update={"metrics_error": "metrics fetch failed"})) for s, o in observed
                 ]
-            report.metrics_calls = int(getattr(self.metrics, "calls", {}).get("metrics", 0))
+            report.metrics_calls = int(getattr(self.metrics, "calls", {}).get("metrics", 0)) - calls_before
 
             def decide_and_act(pair: tuple[StoredRollout, Observation]) -> str:
                 if not in_budget():

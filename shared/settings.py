@@ -36,11 +36,22 @@ SETTINGS: dict[str, str] = {
     "SAFE_ROLLOUT_TICK_BUDGET_SECONDS": "stop starting new work after this long in a tick; default 240",
     "SAFE_ROLLOUT_POLLING_INTERVAL": "seconds between Azure LRO polls; default 5",
     "SAFE_ROLLOUT_CREDENTIAL": "'default' (DefaultAzureCredential, production) or 'emulator' (local emulator only)",
+    "SAFE_ROLLOUT_WORK_QUEUE": (
+        "Storage queue the timer fills with work items and the queue worker reads; its poison queue is "
+        "<name>-poison; e.g. saferollout-work"
+    ),
+    "SAFE_ROLLOUT_QUEUE": (
+        "local/dev: connection string of the work queue's storage account (Azurite); in Azure set "
+        "SAFE_ROLLOUT_QUEUE__queueServiceUri instead (managed identity, Storage Queue Data Contributor)"
+    ),
+    "SAFE_ROLLOUT_BATCH_SIZE": "rollouts per work item (one subscription and region); default 25, at most 50",
+    "SAFE_ROLLOUT_ARM_READS_PER_SECOND": "ARM reads per second per subscription, per instance; default 6",
+    "SAFE_ROLLOUT_ARM_WRITES_PER_SECOND": "ARM writes per second per subscription, per instance; default 2",
 }
 
 
 # For local development and the emulator only: in Azure the app uses its managed identity instead.
-DEV_ONLY = frozenset({"SAFE_ROLLOUT_STORAGE_CONNECTION", "SAFE_ROLLOUT_EVENTGRID_TOPIC_KEY"})
+DEV_ONLY = frozenset({"SAFE_ROLLOUT_STORAGE_CONNECTION", "SAFE_ROLLOUT_EVENTGRID_TOPIC_KEY", "SAFE_ROLLOUT_QUEUE"})
 
 
 _EXAMPLES = {
@@ -98,6 +109,30 @@ def _metrics_endpoint(env: Mapping[str, str]) -> str:
     return url
 
 
+def _queue_name(env: Mapping[str, str]) -> str:
+    """A queue name: 3-63 lower-case letters, digits and single hyphens, starting and ending with a
+    letter or digit (Queue service naming rules), leaving room for the host's `-poison` suffix."""
+    name = env.get("SAFE_ROLLOUT_WORK_QUEUE", "").strip() or "saferollout-work"
+    if not (3 <= len(name) <= 56 and re.fullmatch(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*", name)):
+        raise SettingsError(
+            "SAFE_ROLLOUT_WORK_QUEUE must be 3-56 lower-case letters, digits and single hyphens, "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+def _queue_uri(env: Mapping[str, str]) -> str | None:
+    raw = env.get("SAFE_ROLLOUT_QUEUE__queueServiceUri", "").strip()
+    if not raw:
+        return None
+    if not raw.startswith("https://") or "?" in raw or any(c.isspace() for c in raw):
+        raise SettingsError(
+            "SAFE_ROLLOUT_QUEUE__queueServiceUri must be the account's queue endpoint, e.g. "
+            "https://<account>.queue.core.windows.net (the value is not shown: it may hold a secret)"
+        )
+    return raw.rstrip("/")
+
+
 @dataclass(frozen=True)
 class Settings:
     policy_file: Path
@@ -114,6 +149,12 @@ class Settings:
     tick_budget_seconds: int
     polling_interval: float
     credential: str
+    work_queue: str = "saferollout-work"
+    queue_connection: str | None = None
+    queue_service_uri: str | None = None
+    batch_size: int = 25
+    arm_reads_per_second: int = 6
+    arm_writes_per_second: int = 2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, root: Path | None = None) -> Settings:
@@ -152,4 +193,10 @@ class Settings:
             tick_budget_seconds=_int(env, "SAFE_ROLLOUT_TICK_BUDGET_SECONDS", 240, 5, 1700),
             polling_interval=float(_int(env, "SAFE_ROLLOUT_POLLING_INTERVAL", 5, 0, 60)),
             credential=credential,
+            work_queue=_queue_name(env),
+            queue_connection=env.get("SAFE_ROLLOUT_QUEUE", "").strip() or None,
+            queue_service_uri=_queue_uri(env),
+            batch_size=_int(env, "SAFE_ROLLOUT_BATCH_SIZE", 25, 1, 50),
+            arm_reads_per_second=_int(env, "SAFE_ROLLOUT_ARM_READS_PER_SECOND", 6, 1, 25),
+            arm_writes_per_second=_int(env, "SAFE_ROLLOUT_ARM_WRITES_PER_SECOND", 2, 1, 10),
         )

@@ -25,13 +25,14 @@ import fnmatch
 import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from shared.notifications import NotifyConfig
+from shared.prices import PriceTableError, prices_beside
 from shared.rollout.model import Frozen, WorkspaceRef, is_valid_resource_name
 from shared.rollout.policy import RolloutPolicy
 
@@ -163,6 +164,8 @@ class Target(Frozen):
 class PolicyFile(Frozen):
     defaults: dict[str, Any] = {}
     targets: tuple[Target, ...] = Field(min_length=1)
+    # Hourly price per instance type; default: prices.csv beside the policy file (shared/prices.py).
+    prices: dict[str, Annotated[float, Field(ge=0)]] = {}
 
     @model_validator(mode="after")
     def _policies_are_valid(self) -> PolicyFile:
@@ -202,7 +205,11 @@ class PolicyFile(Frozen):
         return self
 
     def policy_for(self, target: Target) -> RolloutPolicy:
-        return RolloutPolicy.model_validate(_merge(self.defaults, target.policy))
+        merged = _merge(self.defaults, target.policy)
+        cost = merged.get("cost")
+        if self.prices and isinstance(cost, dict) and not cost.get("prices"):
+            merged["cost"] = {**cost, "prices": dict(self.prices)}  # the snapshot keeps the table
+        return RolloutPolicy.model_validate(merged)
 
     def match(
         self, workspace: WorkspaceRef, model: str, tags: dict[str, str]
@@ -238,6 +245,13 @@ def load_policy_file(path: Path) -> PolicyFile:
         at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise PolicyFileError(f"policy file {path} is not valid YAML{at}: {problem}") from None
+    if isinstance(raw, dict) and "prices" not in raw:
+        try:
+            table = prices_beside(path)
+        except PriceTableError as exc:
+            raise PolicyFileError(f"price table beside policy file {path} is invalid: {exc}") from None
+        if table is not None:
+            raw = {**raw, "prices": table}
     try:
         return PolicyFile.model_validate(raw or {})
     except ValidationError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.ports import DecisionRecord, StoredRollout
+from shared.rollout.cost import summary
 from shared.rollout.machine import max_green_live, stage_label
 from shared.rollout.model import RolloutPhase
 
@@ -15,6 +16,25 @@ def stage_of(stored: StoredRollout) -> str:
     if r.phase in (RolloutPhase.MIRRORING, RolloutPhase.CANARY):
         return stage_label(stored.policy, r.phase, r.step)
     return str(r.phase)
+
+
+def cost_view(stored: StoredRollout) -> dict[str, Any]:
+    """Extra instance-hours and cost so far (as of the last look), and the projected monthly cost of
+    green against blue at full traffic (shared/rollout/cost.py)."""
+    r = stored.rollout
+    s = summary(r, stored.policy, r.updated_at, r.capacity_ratio)
+    return {
+        "extraInstanceHours": s.extra_instance_hours,
+        "extraCost": s.extra_cost,
+        "currency": s.currency,
+        "greenMonthly": s.green_monthly,
+        "blueMonthly": s.blue_monthly,
+        "greenInstancesAtFull": s.green_instances_full,
+        "blueInstances": s.blue_instances,
+        "missingPrices": list(s.missing_prices),
+        "sizing": stored.policy.capacity.sizing if stored.policy.capacity is not None else "copy of blue",
+        "summary": s.describe(),
+    }
 
 
 def rollout_view(stored: StoredRollout, decisions: list[DecisionRecord] | None = None) -> dict[str, Any]:
@@ -41,6 +61,7 @@ def rollout_view(stored: StoredRollout, decisions: list[DecisionRecord] | None =
         "pendingCleanup": [
             {"deployment": c.deployment, "notBefore": c.not_before.isoformat(), "why": c.why} for c in r.cleanup
         ],
+        "cost": cost_view(stored),
     }
     if decisions is not None:
         view["policy"] = stored.policy.model_dump(mode="json")

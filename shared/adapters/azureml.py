@@ -46,6 +46,21 @@ def _compute_type(deployment: Any) -> str:
     return {"managed": "Managed", "kubernetes": "Kubernetes", "azuremlcompute": "AzureMLCompute"}.get(raw, raw)
 
 
+def _sizes(deployment: Any) -> dict[str, Any]:
+    """Instance type and count (ARM `properties.instanceType`, `sku.capacity`), and the autoscale
+    limits of a TargetUtilization scale setting (REST spec 2025-12-01, OnlineScaleSettings)."""
+    count = getattr(deployment, "instance_count", None)
+    kind = getattr(deployment, "instance_type", None)
+    scale = getattr(deployment, "scale_settings", None)
+    low, high = getattr(scale, "min_instances", None), getattr(scale, "max_instances", None)
+    autoscale = (int(low), int(high)) if isinstance(low, int) and isinstance(high, int) and 1 <= low <= high else None
+    return {
+        "instance_count": int(count) if isinstance(count, int) and count >= 0 else None,
+        "instance_type": str(kind) if kind else None,
+        "autoscale": autoscale,
+    }
+
+
 # Read-only fields of an online endpoint (REST spec 2025-12-01, OnlineEndpoint / TrackedResource /
 # ManagedServiceIdentity): sent back on a PUT they are at best ignored, so they are left out.
 _READ_ONLY = ("id", "name", "type", "systemData")
@@ -207,6 +222,7 @@ class AzureMLGateway:
                 model=str(d.model) if d.model else None,
                 tags={str(k): str(v) for k, v in (d.tags or {}).items()},
                 compute_type=_compute_type(d),
+                **_sizes(d),
             )
             for d in deployments
         }
@@ -304,6 +320,8 @@ class AzureMLGateway:
                 or f"{endpoint.workspace.arm_id}/models/{action.model.name}/versions/{action.model.version}"
             )
             body["tags"] = dict(action.tags)
+            if action.instance_count is not None:  # sized to its first stage (capacity.py)
+                body["sku"] = {**(body.get("sku") or {}), "capacity": action.instance_count}
             url = f"{base}{endpoint.deployment_arm_id(action.name)}?api-version={ARM_API_VERSION}"
             response = self._arm().send_request(HttpRequest("PUT", url, json=body))
         except AzureError as exc:
@@ -333,6 +351,24 @@ class AzureMLGateway:
         except AzureError as exc:
             raise ProviderError(f"tagging {deployment}: {_describe(exc)}") from exc
 
+    def scale_deployment(self, endpoint: EndpointRef, deployment: str, instances: int) -> None:
+        """Start the scale and return: ARM's "Online Deployments - Update" (PATCH of `sku.capacity`,
+        api-version 2025-12-01) is a long-running operation; the next ticks' reads confirm it (count
+        shown, provisioning Succeeded). Plain ARM REST, as for traffic: no polling thread left behind."""
+        from azure.core.exceptions import AzureError
+        from azure.core.rest import HttpRequest
+
+        url = f"{self._arm_base(endpoint)}{endpoint.deployment_arm_id(deployment)}?api-version={ARM_API_VERSION}"
+        what = f"scaling deployment {deployment} to {instances} instances"
+        try:
+            response = self._arm().send_request(HttpRequest("PATCH", url, json={"sku": {"capacity": instances}}))
+        except AzureError as exc:
+            raise ProviderError(f"{what}: {_describe(exc)}") from exc
+        if response.status_code == 409:
+            raise OperationInProgressError(f"{what}: {_http_error(response)}")
+        if response.status_code >= 400:
+            raise ProviderError(f"{what}: {_http_error(response)}")
+
     def delete_deployment(self, endpoint: EndpointRef, deployment: str) -> None:
         """Start the delete (ARM answers 202 and deletes in the background) and return. Plain ARM
         REST: azure-ai-ml's begin_delete would leave a polling thread behind, printing progress dots
@@ -351,6 +387,23 @@ class AzureMLGateway:
         if response.status_code == 409:
             raise OperationInProgressError(f"{what}: {_http_error(response)}")
         raise ProviderError(f"{what}: {_http_error(response)}")
+
+    def scoring_target(self, endpoint: EndpointRef) -> tuple[str, str, Any]:
+        """(scoring URI, the endpoint's key or AML token, an unauthenticated pipeline) for requests
+        addressed to one deployment, as the smoke test sends them (shared/adapters/paired_scoring.py).
+        get_keys answers the key (auth mode `key`) or an AML token (`aml_token`), as for the smoke test."""
+        from azure.core.exceptions import AzureError
+
+        ml = self._ml(endpoint)
+        try:
+            ep = ml.online_endpoints.get(endpoint.name)
+            keys = ml.online_endpoints.get_keys(endpoint.name)
+        except AzureError as exc:
+            raise ProviderError(f"reading the scoring URI and key of {endpoint.name}: {_describe(exc)}") from exc
+        secret = getattr(keys, "primary_key", None) or getattr(keys, "access_token", None)
+        if not secret or not ep.scoring_uri:
+            raise ProviderError(f"endpoint {endpoint.name} has no scoring URI or key yet")
+        return str(ep.scoring_uri), str(secret), self._arm(authenticated=False)
 
     def smoke_test(self, endpoint: EndpointRef, deployment: str, requests: Sequence[dict[str, Any]]) -> SmokeResult:
         from azure.core.exceptions import AzureError

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ from shared.adapters.metric_catalogue import (
     latency_metric,
     require,
 )
+from shared.adapters.traffic_log_batch import batch_key, fetch_batch_samples
 from shared.ports import MetricsQuery, ProviderError, Timeline
 from shared.rollout.analysis import DeploymentMetrics, MinuteSample, WindowMetrics
 from shared.rollout.model import is_valid_resource_name
@@ -222,6 +224,7 @@ class _Batch:
 class _Counts:
     requests: float = 0.0
     errors: float = 0.0
+    throttled: float = 0.0  # answered 429
 
 
 @dataclass(frozen=True)
@@ -274,6 +277,7 @@ class MonitorMetrics:
         self._log_sample = log_sample
         self._max_series = max_series
         self.calls: dict[str, int] = {"metrics": 0, "logs": 0}
+        self._batch_logs = threading.local()  # one traffic-log query per batch (traffic_log_batch.py)
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -321,6 +325,7 @@ class MonitorMetrics:
         return client
 
     def _fetch_group(self, url: str, qs: Sequence[MetricsQuery]) -> list[WindowMetrics | ProviderError]:
+        self._batch_logs.samples = self._prefetch_logs(qs)
         start = _minute(min(q.start for q in qs))
         end = max(q.end for q in qs)
         counts = self._endpoint_counts(url, qs, start, end)
@@ -339,10 +344,12 @@ class MonitorMetrics:
             users = [qs[i] for i in ok if names_of(i) == key]
             latency[key] = self._by_deployment(url, users, ENDPOINT_NAMESPACE, list(key), start, end)
         greens = sorted({q.endpoint.deployment_arm_id(q.green) for q in qs})
-        # CPU and memory of each green (a failed read is a provider error for that rollout).
+        # CPU and memory of each green (a failed read is a provider error for that rollout), and of
+        # blue where the capacity check compares them (unread, that check has no data).
+        blues_too = {q.endpoint.deployment_arm_id(q.blue) for q in qs if q.blue and q.blue_resources}
         resources = self._series(
             url,
-            greens,
+            sorted({*greens, *blues_too}),
             DEPLOYMENT_NAMESPACE,
             ["CpuUtilizationPercentage", "CpuMemoryUtilizationPercentage"],
             {},
@@ -489,6 +496,7 @@ class MonitorMetrics:
                 minutes=tuple(minutes),
                 cpu_percent=tuple(v for _, m, v in res if m == "CpuUtilizationPercentage"),
                 memory_percent=tuple(v for _, m, v in res if m == "CpuMemoryUtilizationPercentage"),
+                throttled=round(sum(by_minute[t].throttled for t in by_minute)),
             )
         return WindowMetrics(start=q.start, end=q.end, green=metrics[q.green], blue=metrics[q.blue] if q.blue else None)
 
@@ -549,6 +557,8 @@ class MonitorMetrics:
             out[t].requests += v
             if is_error(dims.get("statuscode", ""), dims.get("modelstatuscode", ""), q.error_codes):
                 out[t].errors += v
+            if dims.get("statuscode", "") == "429":
+                out[t].throttled += v
         return out
 
     @staticmethod
@@ -562,6 +572,8 @@ class MonitorMetrics:
             out[t].requests += v
             if is_deployment_error(dims.get("envoy_response_code", ""), q.error_codes):
                 out[t].errors += v
+            if dims.get("envoy_response_code", "") == "429":
+                out[t].throttled += v
         return out
 
     # -- metrics ----------------------------------------------------------------------------------
@@ -766,11 +778,21 @@ class MonitorMetrics:
 
     # -- traffic log ------------------------------------------------------------------------------
 
+    def _prefetch_logs(self, qs: Sequence[MetricsQuery]) -> dict[Any, Any]:
+        """Several rollouts of one subscription and region: their traffic log in one query."""
+        if self._logs is None or self._workspace_id is None or len(qs) < 2:
+            return {}
+        self.calls["logs"] += 1
+        return fetch_batch_samples(self._logs, self._workspace_id, qs, self._log_sample)
+
     def _request_samples(self, q: MetricsQuery) -> dict[str, list[float]] | ProviderError | None:
         """Per-request durations by deployment; None when no workspace is configured; a ProviderError
         when the log cannot be read completely (partial results would bias the comparison)."""
         if self._logs is None or self._workspace_id is None:
             return None
+        prefetched: dict[Any, dict[str, list[float]] | ProviderError] = getattr(self._batch_logs, "samples", None) or {}
+        if (found := prefetched.get(batch_key(q))) is not None:
+            return found
         from azure.monitor.query import LogsQueryStatus
 
         deployments = [d for d in (q.blue, q.green) if d]

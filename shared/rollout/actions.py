@@ -25,6 +25,7 @@ class CreateDeployment(Frozen):
     model: ModelRef
     copy_from: str | None  # blue's name; None for an endpoint's first deployment
     tags: dict[str, str] = {}
+    instance_count: int | None = None  # None: blue's count (capacity sizing off)
 
 
 class SetTraffic(Frozen):
@@ -43,7 +44,17 @@ class DeleteDeployment(Frozen):
     name: str
 
 
-Action = Annotated[CreateDeployment | SetTraffic | TagDeployment | DeleteDeployment, Field(discriminator="kind")]
+class ScaleDeployment(Frozen):
+    """Change a deployment's instance count (sku.capacity); a later read confirms it."""
+
+    kind: Literal["scale"] = "scale"
+    name: str
+    instances: int
+
+
+Action = Annotated[
+    CreateDeployment | SetTraffic | TagDeployment | DeleteDeployment | ScaleDeployment, Field(discriminator="kind")
+]
 
 
 class DomainEvent(Frozen):

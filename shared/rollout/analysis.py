@@ -74,6 +74,7 @@ class DeploymentMetrics(Frozen):
     minutes: tuple[MinuteSample, ...] = ()  # per-minute figures, oldest first, empty minutes left out
     cpu_percent: tuple[float, ...] = ()  # per minute, oldest first, empty minutes left out
     memory_percent: tuple[float, ...] = ()
+    throttled: int = 0  # requests answered 429 (capacity.py: a sign of too few instances)
 
 
 class WindowMetrics(Frozen):

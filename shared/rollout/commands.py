@@ -23,6 +23,7 @@ from shared.rollout.actions import (
     SetTraffic,
     TagDeployment,
 )
+from shared.rollout.capacity import scale_back_first
 from shared.rollout.model import (
     EXPOSED_PHASES,
     EndpointRef,
@@ -32,9 +33,12 @@ from shared.rollout.model import (
     TrafficSplit,
 )
 from shared.rollout.observation import (
+    PROVISIONING_IN_PROGRESS,
     EndpointState,
 )
 from shared.rollout.policy import RolloutPolicy
+from shared.rollout.promotion import PromoteRefusedError, before_promote
+from shared.rollout.sizing import first_size
 from shared.rollout.stages import next_stage, paused_out_of_rollback
 from shared.rollout.transitions import begin_rollback, enter_stage, event, finish, make_decision, pause, succeed
 
@@ -92,6 +96,11 @@ def _green_can_serve(rollout: Rollout, kind: CommandKind, endpoint: EndpointStat
     green = endpoint.deployment(rollout.green)
     if rollout.phase == P.PAUSED and rollout.resume_to in (P.PENDING, P.ROLLING_BACK) and kind == CommandKind.RESUME:
         return  # resuming the wait for green, or a rollback, sends nobody to green
+    if green is not None and green.provisioning_state in PROVISIONING_IN_PROGRESS and rollout.scaling is not None:
+        raise CommandRejectedError(
+            f"green {rollout.green} is being scaled to {rollout.scaling.instances} instances "
+            f"({green.provisioning_state}); {kind} again once it is done"
+        )
     if green is None or green.provisioning_state != "Succeeded":
         state = "gone" if green is None else green.provisioning_state
         raise CommandRejectedError(
@@ -116,7 +125,7 @@ def _keep_green(
     return enter_stage(baking, policy, now, P.BAKING, -1, said, actor=actor, gate=False)
 
 
-def _undo(rollout: Rollout, now: datetime, said: str, actor: str) -> Decision:
+def _undo(rollout: Rollout, policy: RolloutPolicy, now: datetime, said: str, actor: str) -> Decision:
     """A rollback just after success, while the old blue is kept at 0% for exactly this: traffic
     goes back to it and the rollout ends RolledBack. Once blue's retention has passed (it is
     deleted), the success stands and a new rollout is the way forward."""
@@ -134,6 +143,7 @@ def _undo(rollout: Rollout, now: datetime, said: str, actor: str) -> Decision:
         }
     )
     undo = begin_rollback(reopened, now, f"{said} (undo of the promotion)", actor=actor)
+    undo = scale_back_first(rollout, policy, undo, now)  # a shrunk old blue is scaled back before traffic moves
     return undo.model_copy(update={"actions": (*undo.actions, TagDeployment(name=blue, tags={ROLE_TAG: ROLE_PROD}))})
 
 
@@ -158,7 +168,7 @@ def apply_command(
     phase = rollout.phase
     said = f"{kind} by {actor}" + (f": {reason}" if reason else "")
     if kind == CommandKind.ROLLBACK and phase == P.SUCCEEDED:
-        return _undo(rollout, now, said, actor)
+        return _undo(rollout, policy, now, said, actor)
     if phase.terminal:
         raise CommandRejectedError(f"rollout {rollout.id} has finished ({phase}); {kind} is not possible")
     if kind == CommandKind.ROLLBACK:
@@ -224,7 +234,14 @@ def apply_command(
             target = (P.BAKING, -1)
         if target is None:
             return succeed(rollout, policy, now, said, actor=actor)
-        return enter_stage(rollout, policy, now, target[0], target[1], said, actor=actor, gate=False)
+        try:  # green scaled to the stage's size first, and the cost gate before full traffic
+            ready = before_promote(rollout, policy, endpoint, target, now, said=said, actor=actor, kind=str(kind))
+        except PromoteRefusedError as exc:
+            raise CommandRejectedError(str(exc)) from exc
+        if isinstance(ready, Decision):
+            return ready
+        promoted, found = ready
+        return enter_stage(promoted, policy, now, target[0], target[1], said, evidence=found, actor=actor, gate=False)
     if kind == CommandKind.RETRY:
         if phase != P.ABORTED:
             raise CommandRejectedError(f"only an aborted rollout can be retried (it is {phase}; paused ones resume)")
@@ -235,9 +252,11 @@ def apply_command(
                 "gate_to": None,
                 "stage_started_at": now,
                 "smoke_passed": None,
+                "predictions": None,
                 "consecutive_errors": 0,
                 "endpoint_busy_since": None,
                 "last_action_error": "",
+                "scaling": None,  # a scale ordered before the abort is not this attempt's
                 "step": -1,
             }
         )
@@ -312,10 +331,17 @@ def plan_start(
     )
     started = f"started by {actor}" if actor is not None else "registered"
     why = f"{model.label} {started}; green {green} will be a copy of " + (blue or "the policy template")
+    size = first_size(rollout, policy, endpoint)
+    if size is not None:
+        why += f" on {size} instances (sized to its first stage)"
     if note:
         why += f" ({note})"
     create = CreateDeployment(
-        name=green, model=model, copy_from=blue, tags={ROLE_TAG: ROLE_CANDIDATE, ROLLOUT_TAG: rollout.id}
+        name=green,
+        model=model,
+        copy_from=blue,
+        tags={ROLE_TAG: ROLE_CANDIDATE, ROLLOUT_TAG: rollout.id},
+        instance_count=size,  # None: blue's count (sizing off)
     )
     return Decision(
         rollout=rollout.model_copy(update={"decisions": 1, "last_reason": why}),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from shared.rollout import analysis
+from shared.rollout import analysis, capacity, cost, shadow
 from shared.rollout.actions import (
     ROLE_CANDIDATE,
     ROLE_OLD_PROD,
@@ -124,6 +124,7 @@ def decide(rollout: Rollout, policy: RolloutPolicy, observation: Observation, no
     """
     if rollout.traffic_confirmed and rollout.endpoint_busy_since is not None:
         rollout = rollout.model_copy(update={"endpoint_busy_since": None})  # that wait is over
+    rollout = capacity.observe(rollout, observation.endpoint, now)  # sizes seen: the cost ledger
     if rollout.phase.terminal:
         return _cleanup(rollout, observation, now)
     if _past_deadline(rollout, policy, now):
@@ -138,7 +139,10 @@ def decide(rollout: Rollout, policy: RolloutPolicy, observation: Observation, no
 
     actual = endpoint.traffic
     if rollout.phase == P.ROLLING_BACK:
-        return _rolling_back(rollout, policy, endpoint, now)
+        count = _error_counter(policy, now)
+        return capacity.await_blue(rollout, policy, endpoint, now, count_error=count) or _rolling_back(
+            rollout, policy, endpoint, now
+        )
 
     green = endpoint.deployment(rollout.green)
     green_broken = green is None or green.provisioning_state in PROVISIONING_FAILED
@@ -170,6 +174,7 @@ def decide(rollout: Rollout, policy: RolloutPolicy, observation: Observation, no
             events=[event(paused, "DriftDetected", why, found=actual.model_dump())],
         )
 
+    rollout = shadow.fold_scored(rollout, policy, observation)  # inputs scored this tick are never lost
     if rollout.phase == P.PENDING:
         return _pending(rollout, policy, endpoint, observation, now)
     if rollout.phase in EXPOSED_PHASES:
@@ -179,6 +184,35 @@ def decide(rollout: Rollout, policy: RolloutPolicy, observation: Observation, no
     if rollout.phase == P.PAUSED and actual == rollout.desired:
         return _watch(rollout, policy, observation, now)
     return hold(rollout, now, rollout.last_reason)  # Aborted, or paused on a split not ours: a person decides
+
+
+def _error_counter(policy: RolloutPolicy, now: datetime) -> capacity.CountError:
+    def count(rollout: Rollout, why: str, holding: str, actions: Sequence[Action]) -> Decision:
+        return _count_error(rollout, policy, now, why, holding, actions=actions)
+
+    return count
+
+
+def _step_up(
+    rollout: Rollout,
+    policy: RolloutPolicy,
+    endpoint: EndpointState,
+    now: datetime,
+    reason: str,
+    evidence: Sequence[CheckResult] = (),
+) -> Decision:
+    """advance(), after green is scaled to the next stage's size and past the cost gate (capacity.py)."""
+    return capacity.step_up(
+        rollout,
+        policy,
+        endpoint,
+        now,
+        reason,
+        evidence,
+        count_error=_error_counter(policy, now),
+        advance=lambda r, why, ev: advance(r, policy, now, why, evidence=ev),
+        gate=lambda r, ev: cost.gate_decision(r, policy, now, list(ev)),
+    )
 
 
 def _busy(endpoint: EndpointState) -> bool:
@@ -398,6 +432,7 @@ def _pending(
                 model=rollout.model,
                 copy_from=rollout.blue,
                 tags={ROLE_TAG: ROLE_CANDIDATE, ROLLOUT_TAG: rollout.id},
+                instance_count=capacity.first_size(rollout, policy, endpoint),
             )
             return make_decision(rollout, rollout, now, f"creating green {rollout.green}", actions=[create])
         return hold(rollout, now, f"waiting for green {rollout.green} to be provisioned")
@@ -417,6 +452,9 @@ def _pending(
         return hold(rollout, now, f"waiting for green {rollout.green} ({green.provisioning_state})")
     if rollout.blue and endpoint.deployment(rollout.blue) is None:
         return pause(rollout, now, f"blue {rollout.blue} no longer exists; a person must decide")
+    rollout, gate = shadow.before_mirror(rollout, policy, observation, now)
+    if gate is not None:
+        return gate
     if policy.smoke_test is not None and rollout.smoke_passed is None:
         smoke = observation.smoke
         if smoke is None:
@@ -438,10 +476,10 @@ def _pending(
             failed = fail_before_traffic(rollout, policy, now, f"smoke test failed: {evidence[0].summary}")
             return failed.model_copy(update={"evidence": tuple(evidence)})
         rollout = rollout.model_copy(update={"smoke_passed": True})
-        return advance(
-            rollout, policy, now, f"green ready; smoke test passed ({smoke.sent} requests)", evidence=evidence
+        return _step_up(
+            rollout, policy, endpoint, now, f"green ready; smoke test passed ({smoke.sent} requests)", evidence
         )
-    return advance(rollout, policy, now, f"green {rollout.green} is ready")
+    return _step_up(rollout, policy, endpoint, now, f"green {rollout.green} is ready")
 
 
 def _results(
@@ -454,6 +492,11 @@ def _results(
     # Only a policy with a stage where blue serves beside green can compare in the bake.
     compare = rollout.blue is not None and (policy.mirror is not None or bool(policy.steps))
     results = analysis.analyse(policy, metrics, min_requests, compare, rollout.baseline)
+    if (found := capacity.check_capacity(policy, metrics, rollout)) is not None:
+        results = (*results, found)
+        rollout = capacity.remember(rollout, found)
+    rollout, model_results = shadow.model_checks(rollout, policy, observation)  # predictions, KPIs
+    results += model_results
     baseline = analysis.record_baseline(policy, metrics, rollout.baseline)
     checks = tuple((r.check, str(r.verdict), r.summary[:300]) for r in results)
     rollout = rollout.model_copy(update={"baseline": baseline, "checks": checks})
@@ -489,7 +532,8 @@ def _judge(
     rollout: Rollout, policy: RolloutPolicy, endpoint: EndpointState, observation: Observation, now: datetime
 ) -> Decision:
     green = endpoint.deployment(rollout.green)
-    if green is None or green.provisioning_state in PROVISIONING_FAILED:
+    failed = green is not None and green.provisioning_state in PROVISIONING_FAILED
+    if green is None or (failed and not capacity.keeps_failed_scale(rollout, endpoint)):
         state = "is gone" if green is None else f"is {green.provisioning_state}"
         return begin_rollback(rollout, now, f"green {rollout.green} {state}")
     if rollout.blue and endpoint.deployment(rollout.blue) is None and rollout.phase != P.BAKING:
@@ -520,16 +564,17 @@ def _judge(
         # Blue serves nothing in the bake: green is compared with blue's minutes recorded in the
         # stages before, where it was proven within every margin beside blue. Across time that
         # comparison can rarely prove equivalence; the bake asks that it prove no regression.
-        return advance(
+        return _step_up(
             rollout,
             policy,
+            endpoint,
             now,
             f"{label} passed: no regression proven against blue's recorded figures in {format_duration(soaked)}",
-            evidence=results,
+            results,
         )
     if verdict == Verdict.PASS:
         if soaked >= min_duration:
-            return advance(rollout, policy, now, f"{label} passed", evidence=results)
+            return _step_up(rollout, policy, endpoint, now, f"{label} passed", results)
         return hold(
             rollout,
             now,

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from shared.rollout.tally import PredictionTally
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -195,6 +197,35 @@ class PendingDelete(Frozen):
 BUSY_REFUSAL = "Azure is still applying another update to the endpoint: "
 
 
+class ScaleOrder(Frozen):
+    """A scale the rollout ordered and waits for (capacity.py): `deployment` to `instances`."""
+
+    deployment: str
+    instances: int
+    ordered_at: datetime
+    purpose: str = "step"  # "step": before a step up; "undo": blue back before traffic returns
+    failures: int = 0  # provider errors counted while waiting for it (judging resets the rollout's own count)
+
+
+class InstanceSpan(Frozen):
+    """From `since`, `deployment` was seen with `instances` of `instance_type` (0: gone). The cost
+    ledger of a rollout (cost.py)."""
+
+    deployment: str
+    instance_type: str
+    instances: int
+    since: datetime
+
+
+class FoldedUsage(Frozen):
+    """Extra instance-seconds of `deployment`'s `instance_type` from ledger spans folded away to
+    keep the status document bounded (ledger.py), as cost.py counted them when folded."""
+
+    deployment: str
+    instance_type: str
+    extra_seconds: float
+
+
 class Baseline(Frozen):
     """Blue's figures from the last judged window in which it served, kept for the bake (where blue
     serves nothing): green at 100% is compared with them. Bounds, not raw samples, are kept, each at
@@ -248,6 +279,7 @@ class Rollout(Frozen):
     # through approval waits and pauses (the split does not change); None while green holds nothing.
     window_started_at: datetime | None = None
     baseline: Baseline | None = None  # blue's figures for the bake
+    predictions: PredictionTally | None = None  # blue's and green's answers compared so far (predictions.py)
     # The last judged window's checks, (check, verdict, summary with the bounds), for people
     # watching; the audit trail keeps them only when a decision is recorded.
     checks: tuple[tuple[str, str, str], ...] = ()
@@ -271,6 +303,11 @@ class Rollout(Frozen):
     decisions: int = 0  # audit rows written so far (their sequence numbers)
     finished_at: datetime | None = None
     trigger: str = ""  # the event or actor that started it
+    scaling: ScaleOrder | None = None  # a scale ordered and not yet seen done (capacity.py)
+    blue_instances: int | None = None  # blue's count while it served (an undo scales it back to this)
+    ledger: tuple[InstanceSpan, ...] = ()  # green's and blue's sizes over time (cost.py), the latest few
+    ledger_folded: tuple[FoldedUsage, ...] = ()  # older spans' extra instance-seconds (ledger.py)
+    capacity_ratio: float | None = None  # green's CPU per instance over blue's, as last measured (capacity.py)
 
     @property
     def due(self) -> bool:

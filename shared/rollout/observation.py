@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from shared.rollout.analysis import WindowMetrics
+from shared.rollout.kpi import KpiReading
 from shared.rollout.model import Frozen, TrafficSplit
+from shared.rollout.predictions import PredictionBatch
 
 # Azure ML provisioning states (deployments add Scaling).
 PROVISIONING_IN_PROGRESS = frozenset({"Creating", "Updating", "Scaling"})
@@ -16,6 +18,10 @@ class DeploymentState(Frozen):
     model: str | None = None
     tags: dict[str, str] = {}
     compute_type: str = "Managed"  # endpointComputeType: Managed | Kubernetes | AzureMLCompute
+    instance_type: str | None = None  # properties.instanceType, e.g. Standard_DS3_v2
+    instance_count: int | None = None  # sku.capacity
+    # (minInstances, maxInstances) of a TargetUtilization scale setting; None: no autoscale read
+    autoscale: tuple[int, int] | None = None
 
 
 class EndpointState(Frozen):
@@ -43,3 +49,7 @@ class Observation(Frozen):
     metrics: WindowMetrics | None = None
     metrics_error: str | None = None
     smoke: SmokeResult | None = None
+    # Inputs scored on blue and green this tick (predictions.py), or why they could not be.
+    predictions: PredictionBatch | None = None
+    predictions_error: str | None = None
+    kpis: tuple[KpiReading, ...] = ()  # the policy's KPI queries over this tick's window

@@ -13,7 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, field_validator, model_validator
 
+from shared.rollout.capacity_policy import CapacityPolicy, CostPolicy
 from shared.rollout.model import Frozen
+from shared.rollout.prediction_policy import KpiCheck, PredictionCheck
 
 _SHORT_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -245,6 +247,10 @@ class RolloutPolicy(Frozen):
     resources: ResourceCheck = ResourceCheck()
     analysis: AnalysisSettings = AnalysisSettings()
     smoke_test: SmokeTest | None = None
+    # Blue's and green's answers to the same inputs, compared while green is mirrored (prediction_policy.py).
+    predictions: PredictionCheck | None = None
+    # Business KPIs per deployment from KQL queries, judged while green serves users beside blue.
+    kpis: tuple[KpiCheck, ...] = Field(default=(), max_length=10)
     # A stage that cannot reach a verdict by its max_duration (too little data, inconclusive).
     on_stage_timeout: NoDataAction = "pause"
     # A rollout paused by a person (or waiting for approval) while green holds traffic is still judged:
@@ -262,6 +268,16 @@ class RolloutPolicy(Frozen):
     endpoint_alerts_roll_back: Flag = True
     keep_old_blue_for: Duration = timedelta(hours=1)  # after success, as OLD_PROD
     keep_failed_green_for: Duration = timedelta(hours=2)  # after a rollback, so people can read logs
+    capacity: CapacityPolicy | None = None  # green sized to its share (off: green copies blue's size)
+    cost: CostPolicy | None = None  # prices and the cost gate before green gets all users
+
+    @model_validator(mode="after")
+    def _kpi_names(self) -> RolloutPolicy:
+        names = [k.name for k in self.kpis]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"kpis: each name once, got {twice} more than once")
+        return self
 
     @model_validator(mode="after")
     def _steps_increase(self) -> RolloutPolicy:
@@ -275,6 +291,11 @@ class RolloutPolicy(Frozen):
                     f"{name}.max_duration ({format_duration(stage.max_duration)}) must be at least "
                     f"its min_duration ({format_duration(stage.min_duration)})"
                 )
+        sizes = self.capacity.sizes if self.capacity is not None else None
+        if sizes is not None and len(sizes.steps) != len(self.steps):
+            raise ValueError(
+                f"capacity.sizes.steps gives {len(sizes.steps)} instance counts for {len(self.steps)} canary steps"
+            )
         if self.bake.max_duration < self.bake.duration:
             raise ValueError(
                 f"bake.max_duration ({format_duration(self.bake.max_duration)}) must be at least "
@@ -290,6 +311,9 @@ class RolloutPolicy(Frozen):
             + int(self.latency.enabled)
             + int(self.latency.enabled and self.latency.ceiling_ms is not None)
             + int(self.tail_latency.enabled)
+            + int(self.capacity is not None and self.capacity.check.enabled)
+            + (self.predictions.statistical_checks() if self.predictions is not None else 0)
+            + len(self.kpis)
         )
 
     def judged_stages(self) -> int:

@@ -26,6 +26,7 @@ from shared.rollout.model import (
     RolloutPhase,
 )
 from shared.rollout.policy import RolloutPolicy
+from shared.rollout.sizing import shrink_old_blue
 from shared.rollout.stages import needs_approval, next_stage, safe_split, split_for, stage_label
 
 P = RolloutPhase
@@ -174,6 +175,7 @@ def begin_rollback(
             "consecutive_errors": 0,
             "last_action_error": "",
             "endpoint_busy_since": None,
+            "scaling": None,  # a scale ordered for a step (or an earlier undo) is no longer waited for
             "rollback_reason": reason,
         }
     )
@@ -257,6 +259,7 @@ def succeed(
     cleanup = rollout.cleanup
     if rollout.blue:
         actions.append(TagDeployment(name=rollout.blue, tags={ROLE_TAG: ROLE_OLD_PROD}))
+        actions += shrink_old_blue(rollout, policy)  # kept for an undo, at the policy's size
         cleanup = (
             *cleanup,
             PendingDelete(
