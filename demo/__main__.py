@@ -60,16 +60,23 @@ def _run(args: argparse.Namespace) -> int:
         tempfile.TemporaryDirectory(prefix="safe-rollout-demo-") as tmp,
         running_azurite() as azurite,
         running_azurite(service="blob") as blobs,  # blue's data collector output (demo/shadow_story.py)
+        running_azurite(service="queue") as queues,  # the timer's work items for the queue worker
     ):
         view.say(f"Azurite and the emulator's HTTPS server are up (work dir {tmp})")
-        with demo_environment(azurite, Path(tmp), blob_connection=blobs) as env, view.running(env):
+        with (
+            demo_environment(azurite, Path(tmp), blob_connection=blobs, queue_connection=queues) as env,
+            view.running(env),
+        ):
             outcomes = run_story(env)
             ids = [o.rollout_id for o in outcomes if o.rollout_id]
             html = env.service.report(ids, title="Safe Rollout demo: five versions of fraud-model")
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(html)
     view.summary(outcomes, args.report, time.monotonic() - began)
-    return 0 if all(o.ok for o in outcomes) else 1
+    errors = env.queue_errors
+    failed = f"; {len(errors)} failed and were redelivered: {errors[:3]}" if errors else ""
+    view.say(f"work items through Azurite's queue service to the queue worker: {env.queue_delivered}{failed}")
+    return 0 if all(o.ok for o in outcomes) and not env.queue_errors else 1
 
 
 if __name__ == "__main__":

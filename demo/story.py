@@ -92,11 +92,15 @@ class DemoEnv:
     outcomes: list[Outcome] = field(default_factory=list)
     chapters: int = 0  # how many versions the story tells, for the view's progress
     blob_connection: str | None = None  # Azurite's blob service: blue's data collector output
+    queue_delivered: int = 0  # work items the queue worker took from the queue
+    queue_errors: list[str] = field(default_factory=list)  # and what failed (redelivered by the host)
 
     def tick(self) -> None:
         self.clock.advance(timedelta(minutes=1))
         self.fns["reconcile_timer"](TimerRequest(past_due=False))
-        drain_work_queue(self.fns["judge_queue"])  # the queue worker judges what the timer enqueued
+        report = drain_work_queue(self.fns["judge_queue"])  # the worker judges what the timer enqueued
+        self.queue_delivered += report.delivered
+        self.queue_errors += report.errors
         self.on_tick(self)
 
     def deliver(self, version: str) -> None:
@@ -151,9 +155,19 @@ class DemoEnv:
 
 @contextmanager
 def demo_environment(
-    azurite_connection: str, workdir: Path, *, seed: int = 7, blob_connection: str | None = None
+    azurite_connection: str,
+    workdir: Path,
+    *,
+    seed: int = 7,
+    blob_connection: str | None = None,
+    queue_connection: str | None = None,
 ) -> Iterator[DemoEnv]:
-    """The emulator's HTTPS server on a free port, and the app configured through its settings."""
+    """The emulator's HTTPS server on a free port, and the app configured through its settings.
+
+    With `queue_connection` (Azurite's queue service) the timer's work items go through a real
+    Storage queue, built by the app from its own settings (SAFE_ROLLOUT_QUEUE), and each tick the
+    host's queue loop (emulator/queue_host.py) hands them to the registered worker; without it an
+    in-memory stand-in with the same calls carries them."""
     from emulator.azurite import free_port
 
     clock = SimClock(START)
@@ -169,6 +183,7 @@ def demo_environment(
     port = free_port()
     server = serve(emu, port, workdir / "certs")
     base = f"https://127.0.0.1:{port}"
+    queue = {"SAFE_ROLLOUT_QUEUE": queue_connection, "SAFE_ROLLOUT_WORK_QUEUE": "demo-work"} if queue_connection else {}
     settings = {
         "SAFE_ROLLOUT_POLICY_FILE": str(policy_file),
         "SAFE_ROLLOUT_STORAGE_CONNECTION": azurite_connection,
@@ -181,6 +196,7 @@ def demo_environment(
         "SAFE_ROLLOUT_ALERT_SECRET": ALERT_SECRET,
         "SAFE_ROLLOUT_POLLING_INTERVAL": "0",
         "SAFE_ROLLOUT_CREDENTIAL": "emulator",
+        **queue,  # the work queue: Azurite's queue service
         # where the Azure SDKs find the emulator and trust its certificate
         "AZUREML_DEV_URL_MFE": base,
         "REQUESTS_CA_BUNDLE": str(workdir / "certs" / "emulator.crt"),
@@ -190,11 +206,16 @@ def demo_environment(
     try:
         import function_app
         from shared.bootstrap import build_service, set_service
+        from shared.queue_wiring import get_work_queue, set_work_queue
         from shared.settings import Settings
 
         service = build_service(Settings.from_env(), clock=clock)
         set_service(service)
-        use_memory_work_queue()
+        if queue_connection is None:
+            use_memory_work_queue()
+        else:
+            set_work_queue(None)  # built from the settings above on first use, as in Azure
+            get_work_queue().ensure()
         fns = user_functions(function_app.app)
         yield DemoEnv(clock=clock, emu=emu, fns=fns, service=service, blob_connection=blob_connection)
     finally:

@@ -24,6 +24,10 @@ def test_the_demo_ends_as_told_and_the_report_holds_the_charts(tmp_path, capsys)
     assert "alert:green-5xx-and-424" in out  # the alert rolled back within the webhook request
     # fast and error-free, but 15% of its labels differ from blue's: stopped in the shadow (issue 14)
     assert "rolled back in the shadow for its predictions" in out  # and 0 users saw green (checked by the story)
+    # every tick's work went timer -> Azurite's queue service -> the registered queue worker (issue 15)
+    delivered = re.search(r"work items through Azurite's queue service to the queue worker: (\d+)$", out, re.M)
+    assert delivered is not None, out[-2000:]
+    assert int(delivered.group(1)) >= 100  # about one a simulated minute while a rollout is active
     report = report_path.read_text()
     # one section per rollout, each with its three charts (traffic, latency, errors) and decision markers
     assert report.count("<section") == 5
