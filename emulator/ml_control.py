@@ -227,6 +227,9 @@ class MachineLearningControlPlane:
         if m2 and method == "GET":
             model = self.models.get((m2[1].lower(), m2[2]))
             return _json(200, model) if model else _error(404, "UserError", f"Model {m2[1]}:{m2[2]} not found")
+        served = self.data_assets.serve(method, rest, self.workspace_id)  # emulator/data_assets.py
+        if served is not None:
+            return served
         m2 = re.match(r"^/onlineEndpoints(?:/(?P<ep>[^/]+))?(?P<tail>/.*)?$", rest, re.IGNORECASE)
         if not m2:
             return _error(404, "ResourceNotFound", f"no resource at {path}")
@@ -704,6 +707,17 @@ class MachineLearningControlPlane:
             state = str(res.body["properties"].get("provisioningState"))
             if state in DEPLOYMENT_BUSY or state == self.deployment_creating_state:
                 return self._busy(f"deployment {name}", state)
+            # Learn, "Network isolation with managed online endpoints", Appendix: the egress flag
+            # cannot change once the deployment exists ("Attempting to change the flag while updating
+            # the deployment fails with an error"; the code and text here are UNVERIFIED).
+            was = str(res.body["properties"].get("egressPublicNetworkAccess") or "Enabled").lower()
+            asked = str((body.get("properties") or {}).get("egressPublicNetworkAccess") or "Enabled").lower()
+            if was != asked:
+                return _error(
+                    400,
+                    "BadArgument",
+                    f"egressPublicNetworkAccess of deployment {name} cannot be changed after it is created",
+                )
         if res is None and sum(1 for (e, _) in self.deployments if e == ep_key) >= MAX_DEPLOYMENTS:
             return _error(400, "BadArgument", f"An endpoint holds at most {MAX_DEPLOYMENTS} deployments")
         model_id = str((body.get("properties") or {}).get("model") or "")

@@ -18,6 +18,23 @@ from emulator.responses import Response, _error, _json
 
 
 class Scoring:
+    # Where the app runs: False is the public network; True a VNet linked to the workspace's private
+    # DNS zone (privatelink.api.azureml.ms), as infra/'s networkIsolation deploys it.
+    app_in_private_network: bool = False
+
+    def resolves(self, host: str) -> bool:
+        """DNS as the app sees it. The scoring name of an endpoint whose publicNetworkAccess is
+        Disabled is reached only through the workspace's private endpoint: inside the VNet it is a
+        CNAME to `<endpoint>.<workspace-guid>.inference.<region>.privatelink.api.azureml.ms` in the
+        private zone (Learn, "How to use your workspace with a custom DNS server"); from elsewhere the
+        documented symptom is "Scoring endpoint can't be resolved" (Learn, "Troubleshoot online
+        endpoint deployment and scoring", Network isolation issues). Everything else resolves."""
+        lowered = host.lower()
+        if self.app_in_private_network or not lowered.endswith(".inference.ml.azure.com"):
+            return True
+        ep = self.endpoints.get(lowered.split(".", maxsplit=1)[0])
+        return ep is None or str(ep.body["properties"].get("publicNetworkAccess") or "Enabled").lower() != "disabled"
+
     # -- scoring ----------------------------------------------------------------------------------
 
     def _score(self, host: str, path: str, headers: dict[str, str], payload: Any = None) -> Response:

@@ -44,6 +44,13 @@ class EmulatorAdapter(BaseAdapter):
         self.emulator = emulator
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        host = requests.utils.urlparse(str(request.url)).hostname or ""
+        resolves = getattr(self.emulator, "resolves", None)  # a front for several emulators has no DNS of its own
+        if resolves is not None and not resolves(host):  # what requests raises for a name DNS does not know
+            raise requests.exceptions.ConnectionError(
+                f"HTTPSConnectionPool(host='{host}', port=443): Max retries exceeded "
+                f"(Caused by NameResolutionError: Failed to resolve '{host}' ([Errno -2] Name or service not known))"
+            )
         body = request.body
         if isinstance(body, str):
             body = body.encode()

@@ -337,6 +337,7 @@ class RolloutService:
                 smoke = self.gateway.smoke_test(rollout.endpoint, rollout.green, policy.smoke_test.requests)
             except ProviderError as exc:
                 log.warning("rollout %s: smoke test could not run, will retry: %s", rollout.id, exc)
+                observation = observation.model_copy(update={"smoke_error": str(exc)})
             else:
                 observation = observation.model_copy(update={"smoke": smoke})
         if self.model_checks is not None and endpoint is not None:

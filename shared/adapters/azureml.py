@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from shared.adapters.scoring_reach import ScoringTarget, never_sent, refused_for_network, unreachable
 from shared.ports import OperationInProgressError, ProviderError
 from shared.rollout.actions import CreateDeployment
 from shared.rollout.model import EndpointRef, ModelRef, TrafficSplit
@@ -120,6 +121,17 @@ def _http_error(response: Any) -> str:
     except (ValueError, AttributeError):
         detail = ""
     return f"HTTP {response.status_code}" + (f" {detail[:300]}" if detail else f" {response.text()[:200]}")
+
+
+def _scoring_message(response: Any) -> str:
+    """The `message` of a scoring answer's JSON body, or the start of its text."""
+    try:
+        body = response.json()
+        if isinstance(body, dict) and body.get("message"):
+            return str(body["message"])[:200]
+    except ValueError:
+        pass
+    return str(response.text() or "")[:200]
 
 
 def _describe(exc: Exception) -> str:
@@ -388,10 +400,10 @@ class AzureMLGateway:
             raise OperationInProgressError(f"{what}: {_http_error(response)}")
         raise ProviderError(f"{what}: {_http_error(response)}")
 
-    def scoring_target(self, endpoint: EndpointRef) -> tuple[str, str, Any]:
-        """(scoring URI, the endpoint's key or AML token, an unauthenticated pipeline) for requests
-        addressed to one deployment, as the smoke test sends them (shared/adapters/paired_scoring.py).
-        get_keys answers the key (auth mode `key`) or an AML token (`aml_token`), as for the smoke test."""
+    def scoring_target(self, endpoint: EndpointRef) -> ScoringTarget:
+        """The scoring URI as Azure returns it, the endpoint's key or AML token (get_keys answers
+        whichever its auth mode gives), an unauthenticated pipeline and the endpoint's public network
+        access, for requests addressed to one deployment (the smoke test, shared/adapters/paired_scoring.py)."""
         from azure.core.exceptions import AzureError
 
         ml = self._ml(endpoint)
@@ -403,33 +415,36 @@ class AzureMLGateway:
         secret = getattr(keys, "primary_key", None) or getattr(keys, "access_token", None)
         if not secret or not ep.scoring_uri:
             raise ProviderError(f"endpoint {endpoint.name} has no scoring URI or key yet")
-        return str(ep.scoring_uri), str(secret), self._arm(authenticated=False)
+        access = getattr(ep, "public_network_access", None) or "Enabled"  # an enum in azure-ai-ml
+        access = str(getattr(access, "value", access))
+        return ScoringTarget(str(ep.scoring_uri), str(secret), self._arm(authenticated=False), access)
 
     def smoke_test(self, endpoint: EndpointRef, deployment: str, requests: Sequence[dict[str, Any]]) -> SmokeResult:
+        """Send the policy's sample requests to green. ProviderError (the test did not run: the stage
+        holds) if the scoring URI or key cannot be read, or if the app cannot reach the endpoint at
+        all (shared/adapters/scoring_reach.py): green cannot fail a test that never reached it."""
         from azure.core.exceptions import AzureError
         from azure.core.rest import HttpRequest
 
-        ml = self._ml(endpoint)
-        try:
-            ep = ml.online_endpoints.get(endpoint.name)
-            keys = ml.online_endpoints.get_keys(endpoint.name)
-        except AzureError as exc:
-            raise ProviderError(f"preparing the smoke test of {deployment}: {_describe(exc)}") from exc
-        secret = getattr(keys, "primary_key", None) or getattr(keys, "access_token", None)
+        target = self.scoring_target(endpoint)
+        what = f"the smoke test of {deployment}"
         failures: list[str] = []
         for body in requests:
-            scoring = self._arm(authenticated=False)
             request = HttpRequest(
                 "POST",
-                str(ep.scoring_uri),
-                headers={"azureml-model-deployment": deployment, "Authorization": f"Bearer {secret}"},
+                target.uri,
+                headers={"azureml-model-deployment": deployment, "Authorization": f"Bearer {target.secret}"},
                 json=body,
             )
             try:
-                response = scoring.send_request(request)
+                response = target.pipeline.send_request(request)
             except AzureError as exc:
+                if never_sent(exc):
+                    raise unreachable(target, what, _describe(exc)) from exc
                 failures.append(_describe(exc))
                 continue
+            if refused_for_network(response.status_code, target):
+                raise unreachable(target, what, f"HTTP 403 {_scoring_message(response)}")
             if not 200 <= response.status_code < 300:
                 failures.append(f"HTTP {response.status_code}")
         detail = ", ".join(sorted(set(failures)))

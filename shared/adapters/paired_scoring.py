@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.adapters.azureml import AzureMLGateway, _describe
+from shared.adapters.azureml import AzureMLGateway, _describe, _scoring_message
+from shared.adapters.scoring_reach import ScoringTarget, never_sent, refused_for_network, unreachable
 from shared.rollout.model import EndpointRef
 from shared.rollout.prediction_policy import PredictionCheck
 from shared.rollout.predictions import ScoredPair, pair_from_answers
@@ -49,12 +50,12 @@ class PairedScorer:
     def __init__(self, gateway: AzureMLGateway, *, clock: Any = None) -> None:
         self._gateway = gateway  # the paced gateway (throttle.ThrottledGateway) in production
         self._clock = clock or _SystemClock()
-        self._targets: dict[str, tuple[datetime, tuple[str, str, Any]]] = {}
+        self._targets: dict[str, tuple[datetime, ScoringTarget]] = {}
         self._lock = threading.Lock()
         self.requests_sent = 0
         self.targets_read = 0  # scoring URI and key reads (each a GET and a POST on ARM)
 
-    def _target(self, endpoint: EndpointRef) -> tuple[str, str, Any]:
+    def _target(self, endpoint: EndpointRef) -> ScoringTarget:
         key = endpoint.arm_id.lower()
         now = self._clock.now()
         with self._lock:
@@ -62,7 +63,7 @@ class PairedScorer:
         if hit is not None and now - hit[0] < TARGET_CACHE:
             return hit[1]
         self.targets_read += 1
-        target: tuple[str, str, Any] = self._gateway.scoring_target(endpoint)
+        target: ScoringTarget = self._gateway.scoring_target(endpoint)
         with self._lock:
             self._targets[key] = (now, target)
         return target
@@ -71,21 +72,28 @@ class PairedScorer:
         with self._lock:
             self._targets.pop(endpoint.arm_id.lower(), None)
 
-    def _one(self, pipeline: Any, uri: str, secret: str, deployment: str, body: Any) -> tuple[Any, str]:
+    def _one(self, target: ScoringTarget, deployment: str, body: Any) -> tuple[Any, str]:
+        """(the answer's JSON, "") or (None, the error): the deployment's answer, whatever it was.
+        ProviderError if the request never reached the endpoint (scoring_reach.py): no side is
+        to blame for that, and nothing is counted."""
         from azure.core.exceptions import AzureError
         from azure.core.rest import HttpRequest
 
         request = HttpRequest(
             "POST",
-            uri,
-            headers={"azureml-model-deployment": deployment, "Authorization": f"Bearer {secret}"},
+            target.uri,
+            headers={"azureml-model-deployment": deployment, "Authorization": f"Bearer {target.secret}"},
             json=body,
         )
         self.requests_sent += 1
         try:
-            response = pipeline.send_request(request)
+            response = target.pipeline.send_request(request)
         except AzureError as exc:
+            if never_sent(exc):
+                raise unreachable(target, "the prediction comparison", _describe(exc)) from exc
             return None, _describe(exc)
+        if refused_for_network(response.status_code, target):
+            raise unreachable(target, "the prediction comparison", f"HTTP 403 {_scoring_message(response)}")
         if not 200 <= response.status_code < 300:
             return None, f"HTTP {response.status_code}"
         raw = response.content or b""
@@ -106,17 +114,18 @@ class PairedScorer:
         *,
         time_budget: timedelta | None = None,
     ) -> list[ScoredPair]:
-        """ProviderError if the endpoint's scoring URI or key cannot be read; otherwise one pair per
+        """ProviderError if the endpoint's scoring URI or key cannot be read, or the app cannot reach
+        the endpoint at all (the comparison holds, spending nothing); otherwise one pair per
         sample scored, whatever each request answered: all of them, or the first ones if
         `time_budget` ran out (the caller counts len(result))."""
-        uri, secret, pipeline = self._target(endpoint)
+        target = self._target(endpoint)
         started = self._clock.now()
         pairs: list[ScoredPair] = []
         for sample in samples:
             if time_budget is not None and pairs and self._clock.now() - started >= time_budget:
                 break
-            blue_doc, blue_error = self._one(pipeline, uri, secret, blue, sample.body)
-            green_doc, green_error = self._one(pipeline, uri, secret, green, sample.body)
+            blue_doc, blue_error = self._one(target, blue, sample.body)
+            green_doc, green_error = self._one(target, green, sample.body)
             if blue_error in ("HTTP 401", "HTTP 403") or green_error in ("HTTP 401", "HTTP 403"):
                 self._forget(endpoint)  # the key may have been rotated: read it again next time
             pairs.append(

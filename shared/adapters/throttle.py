@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.adapters.scoring_reach import ScoringTarget
 from shared.ports import ProviderError, ThrottledError
 from shared.rollout.actions import CreateDeployment
 from shared.rollout.model import EndpointRef, TrafficSplit
@@ -168,18 +169,23 @@ class ThrottledGateway:
 
     def smoke_test(self, endpoint: EndpointRef, deployment: str, requests: Sequence[dict[str, Any]]) -> SmokeResult:
         result: SmokeResult = self._call(
-            endpoint, {"read": 1}, lambda: self.inner.smoke_test(endpoint, deployment, requests)
+            endpoint, {"read": 1, "write": 1}, lambda: self.inner.smoke_test(endpoint, deployment, requests)
         )
         return result
 
-    def scoring_target(self, endpoint: EndpointRef) -> tuple[str, str, Any]:
+    def scoring_target(self, endpoint: EndpointRef) -> ScoringTarget:
         # GET the endpoint (a read) and POST listKeys (a non-GET request: ARM counts it against the
         # subscription's writes, learn.microsoft.com/troubleshoot/azure/virtual-machines/
         # troubleshooting-throttling-errors). The scoring requests themselves do not go through ARM.
-        result: tuple[str, str, Any] = self._call(
+        result: ScoringTarget = self._call(
             endpoint, {"read": 1, "write": 1}, lambda: self.inner.scoring_target(endpoint)
         )
         return result
+
+    def paced_reads(self, endpoint: EndpointRef, reads: int, fn: Callable[[], Any]) -> Any:
+        """Another adapter's ARM GETs in the endpoint's subscription (a data asset's version and its
+        datastore: shared/adapters/data_asset_inputs.py), paced like the gateway's own reads."""
+        return self._call(endpoint, {"read": reads}, fn)
 
     def __getattr__(self, name: str) -> Any:  # anything else the gateway offers
         return getattr(self.inner, name)

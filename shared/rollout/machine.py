@@ -458,6 +458,19 @@ def _pending(
     if policy.smoke_test is not None and rollout.smoke_passed is None:
         smoke = observation.smoke
         if smoke is None:
+            # A test that cannot run (the app cannot reach the scoring URI) never passes; it fails
+            # before traffic once green has had the time it is allowed to become ready.
+            why = f": {observation.smoke_error}" if observation.smoke_error else ""
+            if waited > policy.provisioning_timeout:
+                return fail_before_traffic(
+                    rollout,
+                    policy,
+                    now,
+                    f"the smoke test of green {rollout.green} could not run within "
+                    f"{format_duration(policy.provisioning_timeout)}{why}",
+                )
+            if why:
+                return hold(rollout, now, f"the smoke test of green {rollout.green} cannot run yet{why}")
             return hold(rollout, now, f"smoke-testing green {rollout.green}")
         evidence = [
             CheckResult(

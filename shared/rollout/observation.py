@@ -49,6 +49,7 @@ class Observation(Frozen):
     metrics: WindowMetrics | None = None
     metrics_error: str | None = None
     smoke: SmokeResult | None = None
+    smoke_error: str | None = None  # why the smoke test could not run this tick (green is not to blame)
     # Inputs scored on blue and green this tick (predictions.py), or why they could not be.
     predictions: PredictionBatch | None = None
     predictions_error: str | None = None

@@ -48,8 +48,8 @@ class _Slow:
         self.gateway, self.clock, self.seconds = gateway, clock, seconds
 
     def scoring_target(self, endpoint):
-        uri, secret, pipeline = self.gateway.scoring_target(endpoint)
-        return uri, secret, _SlowPipeline(pipeline, self.clock, self.seconds)
+        target = self.gateway.scoring_target(endpoint)
+        return target._replace(pipeline=_SlowPipeline(target.pipeline, self.clock, self.seconds))
 
 
 def test_scoring_stops_at_the_time_budget_and_counts_only_what_was_scored():
