@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from emulator.records import Operation, Resource
 from emulator.responses import MAX_DEPLOYMENTS, ML_PROVIDER, REGION, Response, _error, _iso, _json
+from emulator.scoring import AML_TOKEN, SCORING_KEYS
 from shared.rollout.model import InvalidSplitError, TrafficSplit, is_valid_resource_name
 
 WORKSPACE_GUID = "11111111-2222-3333-4444-555555555555"
@@ -239,7 +240,7 @@ class MachineLearningControlPlane:
         if tail.lower() == "/listkeys" and method == "POST":
             if endpoint.lower() not in self.endpoints:
                 return _error(404, "ResourceNotFound", f"endpoint {endpoint} not found")
-            return _json(200, {"primaryKey": "emulator-key-1", "secondaryKey": "emulator-key-2"})
+            return _json(200, {"primaryKey": SCORING_KEYS[0], "secondaryKey": SCORING_KEYS[1]})
         if tail.lower() == "/token" and method == "POST":  # AMLToken auth (recorded: POST .../token)
             if endpoint.lower() not in self.endpoints:
                 return _error(404, "ResourceNotFound", f"endpoint {endpoint} not found")
@@ -247,7 +248,7 @@ class MachineLearningControlPlane:
             return _json(
                 200,
                 {
-                    "accessToken": "emulator-aml-token",
+                    "accessToken": AML_TOKEN,
                     "tokenType": "Bearer",
                     "expiryTimeUtc": expiry,
                     "refreshAfterTimeUtc": expiry - 6 * 3600,

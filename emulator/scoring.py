@@ -16,6 +16,9 @@ from typing import Any
 
 from emulator.responses import Response, _error, _json
 
+SCORING_KEYS = ("emulator-key-1", "emulator-key-2")  # what listKeys answers (ml_control.py)
+AML_TOKEN = "emulator-aml-token"  # noqa: S105 - a fake token, what POST .../token answers (ml_control.py)
+
 
 class Scoring:
     # Where the app runs: False is the public network; True a VNet linked to the workspace's private
@@ -37,11 +40,27 @@ class Scoring:
 
     # -- scoring ----------------------------------------------------------------------------------
 
+    def _unauthorized(self, endpoint: str, authorization: str) -> Response | None:
+        """401 unless the request carries what the endpoint's auth mode asks for: `Bearer <key>`
+        with one of the keys listKeys gives (Key), the token POST .../token gives (AMLToken), or any
+        bearer token (AADToken: Entra ID checks it; the emulator cannot). Learn, "Troubleshoot online
+        endpoint deployment and scoring", common error codes: "401 Unauthorized: You don't have
+        permission to do the requested action, such as score, or your token is expired or in the
+        wrong format"."""
+        scheme, _, secret = authorization.partition(" ")
+        mode = str(self.endpoints[endpoint].body["properties"].get("authMode") or "Key").lower()
+        accepted = {"key": SCORING_KEYS, "amltoken": (AML_TOKEN,)}.get(mode)
+        if scheme.lower() == "bearer" and secret and (accepted is None or secret in accepted):
+            return None
+        return _json(401, {"message": "Unauthorized: the key or token is missing, expired or not this endpoint's"})
+
     def _score(self, host: str, path: str, headers: dict[str, str], payload: Any = None) -> Response:
         endpoint = host.split(".", maxsplit=1)[0]
         if endpoint not in self.endpoints:
             return _error(404, "NotFound", "no such endpoint")
         lowered = {k.lower(): v for k, v in headers.items()}
+        if (refused := self._unauthorized(endpoint, lowered.get("authorization", ""))) is not None:
+            return refused
         deployment = lowered.get("azureml-model-deployment")
         direct = deployment is not None
         if deployment is None:

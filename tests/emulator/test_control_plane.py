@@ -16,6 +16,7 @@ from azure.core.rest import HttpRequest
 
 from emulator.azure import Emulator
 from emulator.clock import SimClock
+from emulator.scoring import AML_TOKEN, SCORING_KEYS
 from shared.rollout.model import TrafficSplit
 from tests.emulated import make_world
 
@@ -28,13 +29,15 @@ class Arm:
         self.emu = world.emu
         self.pipeline = Pipeline(transport=world.transport, policies=[])
 
-    def __call__(self, method: str, url: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
+    def __call__(
+        self, method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], Any]:
         if not url.startswith("https://"):
             url = f"https://management.azure.com{url}"
         if "api-version" not in url:
             url += "?api-version=2025-12-01"
         content = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"} if content else {}
+        headers = {**({"Content-Type": "application/json"} if content else {}), **(headers or {})}
         response = self.pipeline.run(HttpRequest(method, url, headers=headers, content=content)).http_response
         response.read()
         payload = response.content
@@ -173,10 +176,22 @@ def test_scoring_follows_the_split_that_landed(arm):
     with_green(arm)
     arm.put_traffic({GREEN: 100})
     score = "https://fraud-scorer.eastus.inference.ml.azure.com/score"
-    status, headers, _ = arm("POST", score, {"data": [1]})
+    key = {"Authorization": f"Bearer {SCORING_KEYS[0]}"}
+    status, headers, _ = arm("POST", score, {"data": [1]}, key)
     assert (status, headers["azureml-model-deployment"]) == (200, "blue")  # the update has not landed
     arm.advance(21)
-    assert arm("POST", score, {"data": [1]})[1]["azureml-model-deployment"] == GREEN
+    assert arm("POST", score, {"data": [1]}, key)[1]["azureml-model-deployment"] == GREEN
+
+
+def test_scoring_without_the_endpoints_key_or_token_is_401(arm):
+    score = "https://fraud-scorer.eastus.inference.ml.azure.com/score"
+    assert arm("POST", score, {"data": [1]})[0] == 401  # no Authorization header
+    assert arm("POST", score, {"data": [1]}, {"Authorization": "Bearer not-the-key"})[0] == 401
+    assert arm("POST", score, {"data": [1]}, {"Authorization": f"Basic {SCORING_KEYS[0]}"})[0] == 401
+    assert arm("POST", score, {"data": [1]}, {"Authorization": f"Bearer {SCORING_KEYS[1]}"})[0] == 200  # either key
+    arm.emu.endpoints["fraud-scorer"].body["properties"]["authMode"] = "AMLToken"
+    assert arm("POST", score, {"data": [1]}, {"Authorization": f"Bearer {SCORING_KEYS[0]}"})[0] == 401
+    assert arm("POST", score, {"data": [1]}, {"Authorization": f"Bearer {AML_TOKEN}"})[0] == 200
 
 
 # -- 409 while an operation is in flight ---------------------------------------------------------

@@ -27,6 +27,7 @@ from azure.core.rest import HttpRequest
 
 from emulator.azure import Emulator
 from emulator.clock import SimClock
+from emulator.scoring import AML_TOKEN, SCORING_KEYS
 from emulator.transport import emulator_transport
 from tests.replay.transport import body_bytes, load
 from tests.shapes import key_paths as shape_of
@@ -116,6 +117,13 @@ class Session:
 
     def send(self, method: str, url: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
         headers = {"Content-Type": "application/json"} if body else {}
+        if ".inference.ml.azure.com/" in url:
+            # The recordings keep no Authorization header (the test proxy strips it): the replay sends
+            # what the endpoint's auth mode asks for, as the SDK's test did (the key listKeys gives,
+            # or the token POST .../token gives for an AMLToken endpoint, as in the recording).
+            name = url.split("//", 1)[1].split(".", 1)[0]
+            mode = self.emu.endpoints[name].body["properties"]["authMode"]
+            headers["Authorization"] = f"Bearer {AML_TOKEN if mode == 'AMLToken' else SCORING_KEYS[0]}"
         response = self.pipeline.run(HttpRequest(method, url, headers=headers, content=body or None)).http_response
         response.read()
         return response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.content
