@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from emulator.capacity import CapacityState
 from emulator.clock import SimClock
+from emulator.data_assets import DataAssets
 from emulator.eventgrid_topic import EventGridTopic
 from emulator.log_analytics import LogAnalytics
 from emulator.ml_control import MachineLearningControlPlane
@@ -82,6 +83,7 @@ class Emulator(MachineLearningControlPlane, Scoring, MonitorMetrics, LogAnalytic
     provisioning_outcomes: dict[str, str] = field(default_factory=dict)  # deployment name -> Failed/Canceled
     hung_provisioning: set[str] = field(default_factory=set)  # never finishes
     capacity: CapacityState = field(default_factory=CapacityState)  # scales and instances (emulator/capacity.py)
+    data_assets: DataAssets = field(default_factory=DataAssets)  # data versions, datastores (emulator/data_assets.py)
     endpoints: dict[str, Resource] = field(default_factory=dict)  # key: lower endpoint name
     deployments: dict[tuple[str, str], Resource] = field(default_factory=dict)
     models: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -132,15 +134,18 @@ class Emulator(MachineLearningControlPlane, Scoring, MonitorMetrics, LogAnalytic
             "systemData": {"createdAt": _iso(self.clock.now())},
         }
 
-    def add_endpoint(self, name: str, *, rpm: float = 600.0, compute: str | None = None) -> None:
+    def add_endpoint(
+        self, name: str, *, rpm: float = 600.0, compute: str | None = None, public_network_access: str = "Enabled"
+    ) -> None:
         """An endpoint already Succeeded. `compute` makes it a Kubernetes online endpoint on that
         attached compute (a name in this workspace, or an ARM id): azure-ai-ml reads an endpoint
-        whose `properties.compute` is set as a KubernetesOnlineEndpoint."""
+        whose `properties.compute` is set as a KubernetesOnlineEndpoint. `public_network_access`
+        "Disabled" makes it private: its scoring name resolves only inside the VNet (scoring.py)."""
         with self._lock:
-            sent: dict[str, Any] = {}
+            sent: dict[str, Any] = {"properties": {"publicNetworkAccess": public_network_access}}
             if compute:
                 compute_id = compute if compute.startswith("/") else f"{self.workspace_id}/computes/{compute}"
-                sent = {"properties": {"compute": compute_id}}
+                sent["properties"]["compute"] = compute_id
             body = self._endpoint_body(name, sent)
             body["properties"]["provisioningState"] = "Succeeded"
             self.endpoints[name.lower()] = Resource(body, self.clock.now())

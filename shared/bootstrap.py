@@ -138,13 +138,16 @@ def build_model_checks(settings: Settings, credential: Any, gateway: Any, transp
     """Prediction comparison and KPI queries (issue 14): scoring through the gateway's endpoint
     keys, inputs from Blob storage, KPIs over Log Analytics / Application Insights."""
     from shared.adapters.blob_inputs import BlobInputs
+    from shared.adapters.data_asset_inputs import DataAssetInputs
     from shared.adapters.kpi_queries import KpiQueries
     from shared.adapters.paired_scoring import PairedScorer
     from shared.model_checks import ModelChecks
 
+    blobs = BlobInputs(credential, connection_string=settings.storage_connection, transport=transport)
     return ModelChecks(
         scorer=PairedScorer(gateway, clock=clock),
-        inputs=BlobInputs(credential, connection_string=settings.storage_connection, transport=transport),
+        inputs=blobs,
+        data_assets=DataAssetInputs(gateway, blobs),  # data assets resolved on ARM, read from Blob storage
         kpis=KpiQueries(
             credential,
             workspace_id=settings.log_analytics_workspace_id,

@@ -17,6 +17,7 @@ from shared.adapters.paired_scoring import Sample
 from shared.ports import ProviderError, StoredRollout
 from shared.rollout import predictions, shadow
 from shared.rollout.kpi import KpiReading
+from shared.rollout.model import EndpointRef
 from shared.rollout.observation import Observation
 from shared.rollout.prediction_policy import PredictionCheck
 from shared.rollout.stages import analysis_window
@@ -29,9 +30,12 @@ SCORING_TIME_BUDGET = timedelta(seconds=20)
 
 
 class ModelChecks:
-    def __init__(self, *, scorer: Any, inputs: Any = None, kpis: Any = None, clock: Any) -> None:
+    def __init__(
+        self, *, scorer: Any, inputs: Any = None, kpis: Any = None, clock: Any, data_assets: Any = None
+    ) -> None:
         self._scorer = scorer  # PairedScorer
         self._inputs = inputs  # BlobInputs (None: only inline rows can be used)
+        self._data_assets = data_assets  # DataAssetInputs (None: a data_asset source holds, saying so)
         self._kpis = kpis  # KpiQueries (None: KPI checks hold, saying no query source is configured)
         self._clock = clock
         self._cache: dict[str, tuple[datetime, list[Sample]]] = {}
@@ -46,7 +50,9 @@ class ModelChecks:
         self._cache[key] = (now, samples)
         return samples
 
-    def samples(self, check: PredictionCheck, endpoint: str, blue: str, now: datetime) -> tuple[list[Sample], str]:
+    def samples(
+        self, check: PredictionCheck, endpoint: str, blue: str, now: datetime, *, ref: EndpointRef | None = None
+    ) -> tuple[list[Sample], str]:
         src = check.inputs
         out = [Sample(r["input"], None if r.get("label") is None else str(r["label"])) for r in src.rows]
         used = [f"{len(src.rows)} inline rows"] if src.rows else []
@@ -57,6 +63,15 @@ class ModelChecks:
             found = self._cached(url, now, lambda: self._inputs.read_sample(url))
             out += found
             used.append(f"{len(found)} from {url.split('?')[0]}")
+        if src.data_asset is not None:
+            asset = src.data_asset
+            if self._data_assets is None or ref is None:
+                raise ProviderError("no Azure ML client is configured to read the data asset")
+            found = self._cached(
+                f"{ref.workspace.arm_id.lower()}|{asset}", now, lambda: self._data_assets.read(asset, ref)
+            )
+            out += found
+            used.append(f"{len(found)} from {asset}")
         if src.data_collector is not None:
             dc = src.data_collector
             key = f"{dc.account_url}/{dc.container}/{endpoint}/{blue}/{dc.collection}"
@@ -88,7 +103,9 @@ class ModelChecks:
             if due > 0:
                 cursor = rollout.predictions.cursor if rollout.predictions is not None else 0
                 try:
-                    samples, source = self.samples(check, rollout.endpoint.name, rollout.blue, now)
+                    samples, source = self.samples(
+                        check, rollout.endpoint.name, rollout.blue, now, ref=rollout.endpoint
+                    )
                     chosen = samples[cursor : cursor + due]
                     pairs = self._scorer.score(
                         rollout.endpoint,

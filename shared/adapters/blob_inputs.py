@@ -1,7 +1,8 @@
 """Inputs for the prediction comparison from Blob storage, read with azure-storage-blob.
 
 - A sample file: JSON Lines, one `{"input": <request body>, "label": <expected label, optional>}`
-  per line, at a blob URL.
+  per line, at a blob URL; or a folder of such files (an Azure ML uri_folder data asset, resolved by
+  shared/adapters/data_asset_inputs.py).
 - Blue's data collector output (Azure ML data collection for online endpoints, Microsoft Learn
   "Collect production data from models deployed for real-time inferencing", section "Store
   collected data in blob storage"): in the workspace's blob store under
@@ -27,6 +28,7 @@ from shared.ports import ProviderError
 from shared.rollout.prediction_policy import DataCollectorSource
 
 MAX_BLOB_BYTES = 20_000_000  # a sample or collected file larger than this is not read whole
+MAX_FOLDER_FILES = 1000  # a sample folder (an Azure ML uri_folder data asset) with more files is refused
 ROOT = "modelDataCollector"
 
 
@@ -85,10 +87,13 @@ class BlobInputs:
     def __init__(self, credential: Any, *, connection_string: str | None = None, transport: Any = None) -> None:
         self._credential = credential
         self._shared_key: dict[str, str] | None = None
+        self._blob_endpoint: tuple[str, str] | None = None  # (account, its Blob endpoint) from the connection string
         if connection_string:
             parts = dict(p.split("=", 1) for p in connection_string.split(";") if "=" in p)
             if parts.get("AccountName") and parts.get("AccountKey"):
                 self._shared_key = {"account_name": parts["AccountName"], "account_key": parts["AccountKey"]}
+            if parts.get("AccountName") and parts.get("BlobEndpoint"):
+                self._blob_endpoint = (parts["AccountName"], parts["BlobEndpoint"].rstrip("/"))
         self._kwargs: dict[str, Any] = {"transport": transport} if transport is not None else {}
 
     def _credential_for(self, url: str) -> Any:
@@ -98,6 +103,51 @@ class BlobInputs:
         if self._shared_key is not None and account == self._shared_key["account_name"]:
             return self._shared_key
         return self._credential
+
+    def account_url(self, account: str, default: str) -> str:
+        """The Blob endpoint of `account`: the connection string's, if it names that account (Azurite,
+        local development), else `default` (https://{account}.blob.{suffix})."""
+        if self._blob_endpoint is not None and self._blob_endpoint[0] == account:
+            return self._blob_endpoint[1]
+        return default
+
+    def read_sample_folder(self, account_url: str, container: str, prefix: str) -> tuple[list[Sample], int]:
+        """The `*.jsonl` files under a folder (and its subfolders) in name order, as one JSON Lines
+        sample; (samples, files read). A folder without such files, or more than MAX_FOLDER_FILES of
+        them or MAX_BLOB_BYTES in all, is a ProviderError (never a quietly shortened sample)."""
+        from azure.core.exceptions import AzureError
+        from azure.storage.blob import ContainerClient
+
+        account_url = account_url.rstrip("/")
+        folder = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        where = f"{account_url}/{container}/{folder}"
+        out: list[Sample] = []
+        try:
+            client = ContainerClient(
+                account_url, container, credential=self._credential_for(account_url), **self._kwargs
+            )
+            files = sorted(
+                (b.name, b.size)
+                for b in client.list_blobs(name_starts_with=folder)
+                if b.name.lower().endswith(".jsonl")
+            )
+            if not files:
+                raise ProviderError(f"{where}: no .jsonl files in the folder")
+            if len(files) > MAX_FOLDER_FILES:
+                raise ProviderError(f"{where}: {len(files)} .jsonl files, more than the {MAX_FOLDER_FILES} read")
+            total = sum(size or 0 for _, size in files)
+            if total > MAX_BLOB_BYTES:
+                raise ProviderError(f"{where}: {total} bytes of .jsonl files, more than the {MAX_BLOB_BYTES} read")
+            for name, _ in files:
+                text = client.download_blob(name).readall().decode("utf-8")
+                out += parse_sample_lines(text, f"{account_url}/{container}/{name}")
+        except AzureError as exc:
+            raise ProviderError(
+                f"reading the sample folder {where}: {exc.__class__.__name__}: {str(exc)[:200]}"
+            ) from exc
+        except UnicodeDecodeError:
+            raise ProviderError(f"{where}: a file is not UTF-8 text") from None
+        return out, len(files)
 
     def read_sample(self, url: str) -> list[Sample]:
         from azure.core.exceptions import AzureError

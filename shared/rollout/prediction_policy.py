@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from shared.rollout.data_asset_uri import MAX_URI, parse_data_uri
 from shared.rollout.model import Frozen
 
 Fraction = Annotated[float, Field(strict=True, ge=0, le=1)]
@@ -92,11 +93,14 @@ class DataCollectorSource(Frozen):
 
 
 class PredictionInputs(Frozen):
-    """Where the inputs come from: inline rows, a JSON Lines file in Blob storage (one
-    `{"input": ..., "label": ...}` per line; `label` optional), and/or blue's data collector."""
+    """Where the inputs come from: inline rows, a JSON Lines file in Blob storage or an Azure ML data
+    asset (one `{"input": ..., "label": ...}` per line; `label` optional), and/or blue's data collector."""
 
     rows: tuple[dict[str, Any], ...] = Field(default=(), max_length=MAX_INLINE_ROWS)
     url: Annotated[str, Field(strict=True, pattern=r"^https?://\S+\.jsonl?(\?\S*)?$")] | None = None
+    # An Azure ML data asset (azureml:<name>:<version>, azureml:<name>@latest) or datastore path
+    # (azureml://datastores/<datastore>/paths/<path>): JSON Lines like `url` (shared/rollout/data_asset_uri.py)
+    data_asset: Annotated[str, Field(strict=True, max_length=MAX_URI)] | None = None
     data_collector: DataCollectorSource | None = None
 
     @field_validator("rows")
@@ -110,10 +114,17 @@ class PredictionInputs(Frozen):
                 raise ValueError(f"rows[{i}] has unknown keys {sorted(extra)} (only input and label)")
         return rows
 
+    @field_validator("data_asset")
+    @classmethod
+    def _data_asset(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_data_uri(value)  # ValueError saying what is wrong; pydantic names the field
+        return value
+
     @model_validator(mode="after")
     def _some(self) -> PredictionInputs:
-        if not self.rows and self.url is None and self.data_collector is None:
-            raise ValueError("give inputs: rows, a url to a JSON Lines file, or data_collector")
+        if not self.rows and self.url is None and self.data_asset is None and self.data_collector is None:
+            raise ValueError("give inputs: rows, a url to a JSON Lines file, a data_asset, or data_collector")
         return self
 
 
