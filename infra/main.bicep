@@ -69,6 +69,29 @@ param stuckAfterHours int = 26
 @maxValue(100)
 param maximumInstanceCount int = 10
 
+// -- Private network (off by default; docs/OPERATIONS.md, "Private network") ------------------------
+
+@description('Private deployment: VNet integration of the Function App, private endpoints and DNS for its storage (blob, table, queue) and the lifecycle topic, storage and topic closed to public networks. Off: the public deployment, unchanged.')
+param networkIsolation bool = false
+
+@description('With networkIsolation: resource id of an existing subnet for the Function App\'s VNet integration, delegated to Microsoft.App/environments (Flex Consumption), used by nothing else.')
+param integrationSubnetId string = ''
+
+@description('With networkIsolation: resource id of an existing subnet (same VNet) for the private endpoints.')
+param privateEndpointSubnetId string = ''
+
+@description('With networkIsolation: resource group of existing privatelink.{blob,table,queue}.core.windows.net and privatelink.eventgrid.azure.net zones already linked to the VNet (central DNS); empty: the zones are created here and linked to the VNet.')
+param privateDnsZonesResourceGroup string = ''
+
+@description('With networkIsolation: resource ids of the ML workspace\'s own private DNS zones (privatelink.api.azureml.ms, which also answers the online endpoints\' scoring names, and privatelink.notebooks.azure.net) to link to the app\'s VNet; empty when the VNet is already linked to them.')
+param mlPrivateDnsZoneIds array = []
+
+@description('With networkIsolation: resource id of the Azure Monitor Private Link Scope the network uses; the app\'s Log Analytics workspace and Application Insights are added to it. Empty: none.')
+param monitorPrivateLinkScopeId string = ''
+
+@description('Resource id of a storage account holding prediction-comparison inputs (sample files, data collector output); the app\'s identity gets Storage Blob Data Reader on it. Empty: none.')
+param predictionInputsStorageId string = ''
+
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var prefix = toLower(take(replace(environmentName, '-', ''), 10))
 var tags = { 'azd-env-name': environmentName, app: 'safe-rollout' }
@@ -90,6 +113,8 @@ var roles = {
   eventGridDataSender: 'd5a91429-5739-47e2-a06b-3470a27159e7'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
+// With networkIsolation the integration and private-endpoint subnets belong to this VNet.
+var virtualNetworkId = split(integrationSubnetId, '/subnets/')[0]
 
 resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   name: 'log-${prefix}-${token}'
@@ -116,10 +141,10 @@ resource insights 'Microsoft.Insights/components@2020-02-02' = {
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   // checkov:skip=CKV_AZURE_206:LRS is enough: the tables hold rollout state that the next rollout recreates; GRS doubles cost for little gain
   // checkov:skip=CKV2_AZURE_1:Microsoft-managed keys; customer-managed keys are an organisation's choice, not a default
-  // checkov:skip=CKV2_AZURE_33:Private endpoints need a VNet-integrated plan; see docs/OPERATIONS.md, Hardening
-  // checkov:skip=CKV_AZURE_59:Flex Consumption without VNet integration reaches storage over its public endpoint; access is identity-only (shared keys disabled)
+  // checkov:skip=CKV2_AZURE_33:Private endpoints come with networkIsolation (infra/network.bicep, blob/table/queue); checkov's Bicep runner has no such graph check to run
+  // checkov:skip=CKV_AZURE_59:Public network access stays Enabled in both modes: Event Grid dead-letters here as a trusted service, which a Disabled account refuses; with networkIsolation defaultAction Deny leaves only private endpoints and trusted services
   // checkov:skip=CKV_AZURE_33:The work queue carries only rollout ids; every decision is in the rollout table's audit rows and the app's logs
-  // checkov:skip=CKV_AZURE_35:Flex Consumption without VNet integration reaches storage over its public endpoint; shared keys are disabled, so only Entra identities with a role get in
+  // checkov:skip=CKV_AZURE_35:[public mode] Flex Consumption without VNet integration reaches storage over its public endpoint; shared keys are disabled, so only Entra identities with a role get in
   // checkov:skip=CKV_AZURE_43:The name is computed (st + env + unique token, lower-case, at most 24 characters); checkov cannot evaluate it
   name: 'st${prefix}${take(token, 10)}'
   location: location
@@ -134,7 +159,9 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     defaultToOAuthAuthentication: true
     allowCrossTenantReplication: false
     networkAcls: {
-      defaultAction: 'Allow'
+      // Private: only the private endpoints and trusted Azure services (Event Grid dead-lettering
+      // with its managed identity) get in.
+      defaultAction: networkIsolation ? 'Deny' : 'Allow'
       bypass: 'AzureServices'
     }
   }
@@ -187,9 +214,7 @@ resource workPoisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues
 }
 
 resource lifecycleTopic 'Microsoft.EventGrid/topics@2022-06-15' = if (enableLifecycleTopic) {
-  // checkov:skip=CKV_AZURE_192:checkov cannot read a conditional resource's properties; this topic sets disableLocalAuth: true (passes when unconditional)
-  // checkov:skip=CKV_AZURE_191:checkov cannot read a conditional resource's properties; this topic has a system-assigned identity (passes when unconditional)
-  // checkov:skip=CKV_AZURE_193:The Function App publishes over the topic's public endpoint (no VNet); local auth is disabled, so only the app's identity can send
+  // checkov:skip=CKV_AZURE_193:[public mode] The Function App publishes over the topic's public endpoint (no VNet); local auth is disabled, so only the app's identity can send
   name: 'evgt-${prefix}-${token}'
   location: location
   tags: tags
@@ -197,7 +222,7 @@ resource lifecycleTopic 'Microsoft.EventGrid/topics@2022-06-15' = if (enableLife
   properties: {
     inputSchema: 'CloudEventSchemaV1_0'
     disableLocalAuth: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: networkIsolation ? 'Disabled' : 'Enabled'
   }
 }
 
@@ -215,7 +240,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_56:Function keys guard every HTTP function and the alert webhook adds a shared secret; Easy Auth would block Azure Monitor's webhook
   // checkov:skip=CKV_AZURE_17:Client certificates are not used by Event Grid or Azure Monitor webhooks
   // checkov:skip=CKV_AZURE_212:Flex Consumption scales instances on demand; a fixed minimum does not apply
-  // checkov:skip=CKV_AZURE_222:Event Grid and Azure Monitor action groups call the functions over the public endpoint; every HTTP function needs a key
+  // checkov:skip=CKV_AZURE_222:Event Grid and Azure Monitor action groups deliver to the functions over the public endpoint in both modes (neither can reach a private endpoint); every HTTP function needs a key
   // checkov:skip=CKV_AZURE_213:A health-check path would need an anonymous function; the Functions host reports its own health to the platform
   name: 'func-${prefix}-${token}'
   location: location
@@ -226,6 +251,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     clientCertEnabled: false
+    // Outbound through the VNet (Flex Consumption regional VNet integration).
+    virtualNetworkSubnetId: networkIsolation ? integrationSubnetId : null
     siteConfig: {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
@@ -358,6 +385,56 @@ module workspace 'workspace.bicep' = {
     alertLatencyMs: alertLatencyMs
     alertErrorsPerMinute: alertErrorsPerMinute
     tags: tags
+  }
+}
+
+// -- Private network: endpoints, DNS, Azure Monitor Private Link Scope (networkIsolation) ----------
+
+module network 'network.bicep' = if (networkIsolation) {
+  name: 'safe-rollout-network-${token}'
+  params: {
+    location: location
+    tags: tags
+    integrationSubnetId: integrationSubnetId
+    privateEndpointSubnetId: privateEndpointSubnetId
+    privateDnsZonesResourceGroup: privateDnsZonesResourceGroup
+    storageAccountId: storage.id
+    enableLifecycleTopic: enableLifecycleTopic
+    lifecycleTopicId: enableLifecycleTopic ? lifecycleTopic.id : ''
+  }
+}
+
+// The workspace's zones (ARM-side names and the online endpoints' scoring names), linked to this VNet.
+module mlDnsLinks 'dns-link.bicep' = [for (zoneId, i) in mlPrivateDnsZoneIds: if (networkIsolation) {
+  name: 'safe-rollout-ml-dns-${i}-${token}'
+  scope: resourceGroup(split(zoneId, '/')[2], split(zoneId, '/')[4])
+  params: {
+    zoneName: last(split(zoneId, '/'))
+    virtualNetworkId: virtualNetworkId
+    tags: tags
+  }
+}]
+
+// Telemetry and log queries through the network's Azure Monitor Private Link Scope.
+var monitorScopeParts = split(empty(monitorPrivateLinkScopeId) ? '////' : monitorPrivateLinkScopeId, '/')
+module monitorScope 'monitor-scope.bicep' = if (networkIsolation && !empty(monitorPrivateLinkScopeId)) {
+  name: 'safe-rollout-ampls-${token}'
+  scope: resourceGroup(empty(monitorPrivateLinkScopeId) ? subscription().subscriptionId : monitorScopeParts[2], empty(monitorPrivateLinkScopeId) ? resourceGroup().name : monitorScopeParts[4])
+  params: {
+    scopeName: last(monitorScopeParts)
+    linkedResourceIds: [ logs.id, insights.id ]
+  }
+}
+
+// -- Prediction-comparison inputs: read access for the app's identity (when named) -----------------
+
+var inputsParts = split(empty(predictionInputsStorageId) ? '////' : predictionInputsStorageId, '/')
+module predictionInputsReader 'blob-reader.bicep' = if (!empty(predictionInputsStorageId)) {
+  name: 'safe-rollout-inputs-reader-${token}'
+  scope: resourceGroup(empty(predictionInputsStorageId) ? subscription().subscriptionId : inputsParts[2], empty(predictionInputsStorageId) ? resourceGroup().name : inputsParts[4])
+  params: {
+    storageAccountName: last(inputsParts)
+    principalId: app.identity.principalId
   }
 }
 

@@ -30,15 +30,21 @@ print(json.dumps(BicepParser().parse(file_path=Path(sys.argv[1])), default=str))
 
 @cache
 def parse(name: str) -> dict[str, Any]:
+    return parse_file(INFRA / name)
+
+
+@cache
+def parse_file(path: Path) -> dict[str, Any]:
+    """Any Bicep file (e.g. a mode's variant written by tests/infra/modes.py)."""
     assert CHECKOV_PYTHON.exists(), "pycep comes with checkov, installed by scripts/bootstrap.sh"
     run = subprocess.run(
-        [str(CHECKOV_PYTHON), "-c", _PARSE, str(INFRA / name)],
+        [str(CHECKOV_PYTHON), "-c", _PARSE, str(path)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert run.returncode == 0, f"pycep could not parse infra/{name}: {run.stderr[-2000:]}"
+    assert run.returncode == 0, f"pycep could not parse {path}: {run.stderr[-2000:]}"
     parsed: dict[str, Any] = json.loads(run.stdout)
     return parsed
 

@@ -153,7 +153,8 @@ def test_an_existing_system_topic_can_be_named_and_then_none_is_created():
 def test_the_existing_system_topic_parameter_reaches_the_module_from_azd():
     main = parse("main.bicep")
     assert main["parameters"]["existingSystemTopicName"]["type"] == "string"
-    (module,) = main["modules"].values()
+    module = main["modules"]["workspace"]
+    assert module["detail"]["path"] == "workspace.bicep"
     assert module["config"]["params"]["existingSystemTopicName"] == "existingSystemTopicName"
     params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     assert "SAFE_ROLLOUT_EVENTGRID_SYSTEM_TOPIC" in params["existingSystemTopicName"]["value"]

@@ -1,35 +1,20 @@
-"""Static checks of the infrastructure: checkov passes (every skip has a reason), and the app
+"""Static checks of the infrastructure: every checkov skip has a reason, and the app
 settings the Bicep sets are exactly the ones shared/settings.py reads (less the dev-only ones)."""
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 from shared.settings import DEV_ONLY, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
-CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
 
 
-def test_checkov_passes_over_infra():
-    assert CHECKOV.exists(), "checkov is installed by scripts/bootstrap.sh"
-    run = subprocess.run(
-        [str(CHECKOV), "-d", str(INFRA), "--framework", "bicep", "--skip-download", "--output", "json", "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    report = json.loads(run.stdout)
-    summary = report["summary"]
-    failed = [f"{c['check_id']} {c['resource']} ({c['file_path']})" for c in report["results"]["failed_checks"]]
-    assert summary["failed"] == 0, failed
-    assert summary["passed"] >= 20
-    assert summary["parsing_errors"] == 0
+# checkov runs over both modes of the template (public and networkIsolation), each written out with
+# its parameters fixed: tests/infra/test_network_isolation.py explains why the raw infra/ is not scanned.
 
 
 def test_every_checkov_skip_has_a_reason():
