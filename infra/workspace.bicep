@@ -30,15 +30,18 @@ resource ml 'Microsoft.MachineLearningServices/workspaces@2024-10-01' existing =
 }
 
 // Only what the rollout does: read endpoints, set traffic, create/tag/delete deployments, read the
-// assets a copied deployment references, poll operations, and smoke-test green with the endpoint's
+// assets a copied deployment references, poll operations, smoke-test green with the endpoint's
 // own credential: listKeys (auth mode key), token (aml_token) or score with the app's Entra token
-// (aad_token). Operation names: Microsoft Learn, "Azure permissions for AI + machine learning";
-// which call needs which: "Authentication and authorization for online endpoints" (tests/infra/test_role.py).
+// (aad_token), and read data assets (container for @latest, version) and datastores to find
+// prediction inputs (metadata only: no datastores/listsecrets, the app reads the blobs with its own
+// identity); an asset in another workspace needs these reads granted on that workspace. Operation
+// names: Microsoft Learn, "Azure permissions for AI + machine learning"; which call needs which:
+// "Authentication and authorization for online endpoints" (tests/infra/test_role.py).
 resource rolloutRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(ml.id, 'safe-rollout-operator')
   properties: {
     roleName: 'Safe Rollout operator (${workspaceName})'
-    description: 'Moves traffic between online deployments and creates, tags and deletes them.'
+    description: 'Moves traffic between online deployments, creates, tags and deletes them, and reads data assets and datastores.'
     type: 'CustomRole'
     assignableScopes: [ ml.id ]
     permissions: [
@@ -56,6 +59,9 @@ resource rolloutRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
           'Microsoft.MachineLearningServices/workspaces/models/versions/read'
           'Microsoft.MachineLearningServices/workspaces/environments/versions/read'
           'Microsoft.MachineLearningServices/workspaces/codes/versions/read'
+          'Microsoft.MachineLearningServices/workspaces/data/read'
+          'Microsoft.MachineLearningServices/workspaces/data/versions/read'
+          'Microsoft.MachineLearningServices/workspaces/datastores/read'
           'Microsoft.MachineLearningServices/locations/mfeOperationsStatus/read'
           'Microsoft.MachineLearningServices/locations/mfeOperationResults/read'
         ]

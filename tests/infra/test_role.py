@@ -10,6 +10,10 @@ Sources:
   (MicrosoftDocs/azure-ai-docs articles/machine-learning/concept-endpoints-online-auth.md): read,
   create/update, delete; `token/action` to fetch an `aml_token`, `listKeys/action` to fetch a key,
   `score/action` to call a managed endpoint with a Microsoft Entra token (`aad_token`).
+- data assets and datastores (shared/adapters/data_asset_inputs.py, plain ARM GETs): the same page
+  lists `workspaces/data/read` ("Reads Data container"), `workspaces/data/versions/read` ("Reads
+  Data Versions") and `workspaces/datastores/read` ("Gets datastores"); `datastores/listsecrets/action`
+  is not needed (the app reads the blobs with its own identity, not the datastore's credentials).
 - azure-ai-ml 1.35 `OnlineEndpointOperations.get_keys` -> `_get_online_credentials`: reads the
   endpoint, then `list_keys` (auth mode `key`), the caller's own Entra token (`aad_token`), or
   `get_token` (`aml_token`) (SDK source azure/ai/ml/operations/_online_endpoint_operations.py).
@@ -39,6 +43,9 @@ DOCUMENTED = {
     W + "models/versions/read",
     W + "environments/versions/read",
     W + "codes/versions/read",
+    W + "data/read",
+    W + "data/versions/read",
+    W + "datastores/read",
     P + "locations/mfeOperationsStatus/read",
     P + "locations/mfeOperationResults/read",
 }
@@ -76,6 +83,15 @@ NEEDS: dict[str, set[str]] = {
     "LRO polling": {P + "locations/mfeOperationsStatus/read", P + "locations/mfeOperationResults/read"},
 }
 
+# The ARM GETs of shared/adapters/data_asset_inputs.py (`self._get(endpoint, f"{base}/...", ...)`, base
+# being a workspace's ARM id), as path templates with `{}` for each interpolated part -> the actions.
+ARM_GETS: dict[str, set[str]] = {
+    "GET {}/data/{}": {W + "data/read"},  # the data container, for `@latest` (properties.latestVersion)
+    "GET {}/data/{}/versions/{}": {W + "data/versions/read"},  # dataType, dataUri
+    "GET {}/datastores/{}": {W + "datastores/read"},  # account and container (no listsecrets)
+}
+NEEDS.update(ARM_GETS)
+
 
 def _role_actions() -> set[str]:
     (role,) = resources("workspace.bicep", "Microsoft.Authorization/roleDefinitions").values()
@@ -101,6 +117,45 @@ def _calls_in_the_gateway() -> set[str]:
         if name == "HttpRequest" and node.args and isinstance(node.args[0], ast.Constant):
             calls.add(f'HttpRequest("{node.args[0].value}"')
     return calls
+
+
+def _gets_in_data_asset_inputs() -> set[str]:
+    """The path templates of `self._get(endpoint, <path>, ...)` calls in data_asset_inputs.py."""
+    tree = ast.parse((ROOT / "shared" / "adapters" / "data_asset_inputs.py").read_text())
+    gets: set[str] = set()
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "_get"):
+            continue
+        path = node.args[1]
+        assert isinstance(path, ast.JoinedStr), f"not an f-string path, cannot check it: {ast.unparse(path)}"
+        parts = [v.value if isinstance(v, ast.Constant) else "{}" for v in path.values]
+        gets.add("GET " + "".join(str(p) for p in parts))
+    return gets
+
+
+def _verbs_in_data_asset_inputs() -> set[str]:
+    tree = ast.parse((ROOT / "shared" / "adapters" / "data_asset_inputs.py").read_text())
+    return {
+        str(node.args[0].value) if isinstance(node.args[0], ast.Constant) else ast.unparse(node.args[0])
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "HttpRequest"
+    }
+
+
+def test_every_arm_get_of_the_data_asset_inputs_is_accounted_for_and_allowed():
+    gets = _gets_in_data_asset_inputs()
+    assert gets, "found no ARM GETs in data_asset_inputs.py: the scan no longer matches the code"
+    unknown = gets - set(ARM_GETS)
+    assert not unknown, f"map these ARM GETs to the actions they need (and add those to the role): {sorted(unknown)}"
+    held = _role_actions()
+    missing = {f"{get}: {a}" for get in gets for a in ARM_GETS[get] if a.lower() not in held}
+    assert not missing, sorted(missing)
+    # it only reads: a write would need other actions
+    assert _verbs_in_data_asset_inputs() == {"GET"}
+
+
+def test_the_role_does_not_read_datastore_secrets():
+    assert not any("listsecrets" in a for a in _role_actions())
 
 
 def test_the_role_holds_every_action_the_apps_calls_need():
