@@ -9,6 +9,7 @@ cursor. A failure here never stops the tick: it becomes an error in the Observat
 
 from __future__ import annotations
 
+import bisect
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,12 +22,30 @@ from shared.rollout.model import EndpointRef
 from shared.rollout.observation import Observation
 from shared.rollout.prediction_policy import PredictionCheck
 from shared.rollout.stages import analysis_window
+from shared.rollout.tally import PredictionTally
 
 log = logging.getLogger("safe_rollout")
 SAMPLE_CACHE = timedelta(minutes=5)  # a sample file or the collected inputs are read again after this
 # A tick spends at most this long scoring inputs (the rest are scored on later ticks): other
 # rollouts share the tick (functions/reconcile_timer.py, the service's tick budget).
 SCORING_TIME_BUDGET = timedelta(seconds=20)
+
+
+def _key(source: int, within: str) -> str:
+    """A sample's key: the source's place in the policy's order (inline rows, url, data asset,
+    collected inputs), then its key within the source. Keys sort the way `samples` lists them."""
+    return f"{source}|{within}"
+
+
+def next_input(samples: list[Sample], tally: PredictionTally | None) -> int:
+    """Where to go on in `samples`: just after the last input scored, found by its key, so inputs
+    are neither scored twice nor skipped while the collected window moves on (older hours age out,
+    new ones arrive). A tally from before keys were kept goes on by position."""
+    if tally is None:
+        return 0
+    if tally.last_key:
+        return bisect.bisect_right([s.key for s in samples], tally.last_key)
+    return tally.cursor
 
 
 class ModelChecks:
@@ -54,14 +73,17 @@ class ModelChecks:
         self, check: PredictionCheck, endpoint: str, blue: str, now: datetime, *, ref: EndpointRef | None = None
     ) -> tuple[list[Sample], str]:
         src = check.inputs
-        out = [Sample(r["input"], None if r.get("label") is None else str(r["label"])) for r in src.rows]
+        out = [
+            Sample(r["input"], None if r.get("label") is None else str(r["label"]), _key(0, f"{i:08d}"))
+            for i, r in enumerate(src.rows)
+        ]
         used = [f"{len(src.rows)} inline rows"] if src.rows else []
         if (src.url is not None or src.data_collector is not None) and self._inputs is None:
             raise ProviderError("no Blob storage client is configured to read the inputs")
         if src.url is not None:
             url = src.url
             found = self._cached(url, now, lambda: self._inputs.read_sample(url))
-            out += found
+            out += [Sample(x.body, x.label, _key(1, f"{i:08d}")) for i, x in enumerate(found)]
             used.append(f"{len(found)} from {url.split('?')[0]}")
         if src.data_asset is not None:
             asset = src.data_asset
@@ -70,15 +92,14 @@ class ModelChecks:
             found = self._cached(
                 f"{ref.workspace.arm_id.lower()}|{asset}", now, lambda: self._data_assets.read(asset, ref)
             )
-            out += found
+            out += [Sample(x.body, x.label, _key(2, f"{i:08d}")) for i, x in enumerate(found)]
             used.append(f"{len(found)} from {asset}")
         if src.data_collector is not None:
             dc = src.data_collector
             key = f"{dc.account_url}/{dc.container}/{endpoint}/{blue}/{dc.collection}"
-            found = self._cached(
-                key, now, lambda: list(reversed(self._inputs.read_collected(dc, endpoint, blue, now, wrap=dc.wrap)))
-            )
-            out += found
+            found = self._cached(key, now, lambda: self._inputs.read_collected(dc, endpoint, blue, now, wrap=dc.wrap))
+            # oldest first, in key order (hour, file, line): new hours add to the end
+            out += sorted((Sample(x.body, x.label, _key(3, x.key)) for x in found), key=lambda x: x.key)
             used.append(f"{len(found)} collected from {blue} ({dc.collection})")
         return out, ", ".join(used)
 
@@ -101,11 +122,12 @@ class ModelChecks:
         ):
             due = predictions.inputs_due(check, rollout.predictions, now)
             if due > 0:
-                cursor = rollout.predictions.cursor if rollout.predictions is not None else 0
+                tally = rollout.predictions
                 try:
                     samples, source = self.samples(
                         check, rollout.endpoint.name, rollout.blue, now, ref=rollout.endpoint
                     )
+                    cursor = next_input(samples, tally)
                     chosen = samples[cursor : cursor + due]
                     pairs = self._scorer.score(
                         rollout.endpoint,
@@ -120,6 +142,7 @@ class ModelChecks:
                         at=now,
                         pairs=tuple(pairs),
                         next_cursor=cursor + scored,
+                        last_key=chosen[scored - 1].key if scored else (tally.last_key if tally else ""),
                         exhausted=cursor + scored >= len(samples),
                         source=source,
                     )

@@ -37,6 +37,13 @@ def collected_prefix(endpoint: str, deployment: str, collection: str, hour: date
     return f"{ROOT}/{endpoint}/{deployment}/{collection}/{hour:%Y/%m/%d/%H}/"
 
 
+def collected_key(hour: datetime, blob: str, line: int) -> str:
+    """A collected input's key: the hour folder, the file's name (its last 120 characters) and the
+    input's place in the file. Keys sort the way the data grows (hour by hour), and the key of an
+    input stays the same while older hours age out of the window and new ones arrive."""
+    return f"{hour:%Y%m%d%H}|{blob.rsplit('/', 1)[-1][-120:]}#{line:06d}"
+
+
 def _label(value: Any) -> str | None:
     if value is None:
         return None
@@ -182,13 +189,16 @@ class BlobInputs:
             )
             hour = now.replace(minute=0, second=0, microsecond=0)
             for back in range(source.hours):
-                prefix = collected_prefix(endpoint, deployment, source.collection, hour - timedelta(hours=back))
+                at = hour - timedelta(hours=back)
+                prefix = collected_prefix(endpoint, deployment, source.collection, at)
                 names = sorted((b.name for b in container.list_blobs(name_starts_with=prefix)), reverse=True)
                 for name in names:
                     data = container.download_blob(name).readall()
-                    out += parse_collected_lines(
+                    found = parse_collected_lines(
                         data[:MAX_BLOB_BYTES].decode("utf-8", "replace"), source.collection, wrap
                     )
+                    # each input's key: its hour, its file and its place in the file (collected_key)
+                    out += [Sample(s.body, s.label, collected_key(at, name, i)) for i, s in enumerate(found)]
                     if len(out) >= source.max_rows:
                         return out[: source.max_rows]
         except ResourceNotFoundError as exc:

@@ -30,13 +30,15 @@ TARGET_CACHE = timedelta(minutes=5)  # the scoring URI and key are read again af
 
 
 class Sample:
-    """One input: the request body and, if the sample has one, the expected label."""
+    """One input: the request body, the expected label if the sample has one, and a key that orders
+    it among the inputs of its source and names it while the source changes (shared/model_checks.py)."""
 
-    __slots__ = ("body", "label")
+    __slots__ = ("body", "key", "label")
 
-    def __init__(self, body: Any, label: str | None = None) -> None:
+    def __init__(self, body: Any, label: str | None = None, key: str = "") -> None:
         self.body = body
         self.label = label
+        self.key = key
 
 
 class _SystemClock:

@@ -34,7 +34,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import StringConstraints
 
 from shared.rollout import sequential
 from shared.rollout.analysis import Budget, CheckResult, EvidenceValue, Verdict, _round, _three_way
@@ -43,6 +45,7 @@ from shared.rollout.prediction_policy import PredictionCheck
 from shared.rollout.tally import (
     ERROR,
     MAX_CLASSES,
+    MAX_KEY_CHARS,
     MAX_SAMPLE_CHARS,
     MAX_SAMPLES,
     MAX_SOURCE_CHARS,
@@ -121,6 +124,7 @@ class PredictionBatch(Frozen):
     at: datetime
     pairs: tuple[ScoredPair, ...] = ()
     next_cursor: int = 0
+    last_key: Annotated[str, StringConstraints(max_length=MAX_KEY_CHARS)] = ""  # the last input scored
     exhausted: bool = False  # the sample had no more inputs after this batch
     source: str = ""
 
@@ -260,6 +264,7 @@ def fold(tally: PredictionTally | None, check: PredictionCheck, batch: Predictio
         blue_hist=tuple(blue_hist) if check.scores else (),
         green_hist=tuple(green_hist) if check.scores else (),
         cursor=batch.next_cursor,
+        last_key=batch.last_key or t.last_key,
         exhausted=batch.exhausted,
         source=(batch.source or t.source)[:MAX_SOURCE_CHARS],
         last_at=batch.at,

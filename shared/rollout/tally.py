@@ -27,6 +27,7 @@ MAX_BINS = 100  # prediction_policy.PredictionCheck.bins allows at most this man
 MAX_SAMPLES = 5  # disagreeing pairs kept for people
 MAX_SAMPLE_CHARS = 120
 MAX_SOURCE_CHARS = 200
+MAX_KEY_CHARS = 160  # a sample key (model_checks._key, blob_inputs.collected_key: at most ~150)
 # blue's label: a class or OTHER; green's: a class, OTHER or ERROR
 MAX_CELLS = (MAX_CLASSES + 1) * (MAX_CLASSES + 2)
 
@@ -65,7 +66,9 @@ class PredictionTally(BaseModel):
     diff_sq_sum: float = 0.0
     blue_hist: Histogram = ()  # bins + 2 (below the range, ..., above the range)
     green_hist: Histogram = ()
-    cursor: int = 0  # the next input of the sample to score
+    cursor: int = 0  # the next input of the sample to score (by position: a tally kept before last_key)
+    # the key of the last input scored (model_checks.next_input goes on just after it)
+    last_key: Annotated[str, StringConstraints(max_length=MAX_KEY_CHARS)] = ""
     exhausted: bool = False  # the last batch reached the end of the sample
     source: Annotated[str, StringConstraints(max_length=MAX_SOURCE_CHARS)] = (
         ""  # where the inputs came from (for people)

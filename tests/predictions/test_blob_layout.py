@@ -109,3 +109,42 @@ def test_a_json_lines_sample_with_labels(blob_account, container_name):
     container.upload_blob("samples/bad.jsonl", b'{"input": 1}\n{"nope": 2}\n')
     with pytest.raises(ProviderError, match="line 2"):
         BlobInputs(None, connection_string=conn).read_sample(f"{account}/{container_name}/samples/bad.jsonl")
+
+
+def test_the_comparison_goes_on_after_the_last_input_scored_while_the_collected_window_moves(
+    blob_account, container_name
+):
+    """Hours age out of the window and new ones arrive between ticks: the next batch starts right
+    after the last input scored (by its key), neither repeating nor skipping any. Going on by
+    position, as before, would have skipped as many inputs as had aged out."""
+    from shared.model_checks import ModelChecks, next_input
+    from shared.rollout.prediction_policy import PredictionCheck
+    from shared.rollout.tally import PredictionTally
+
+    conn, account = blob_account
+    container = BlobServiceClient.from_connection_string(conn).create_container(container_name)
+    at = {h: NOW - timedelta(hours=h) for h in (0, 1, 2)}
+    for h, seed in ((2, 1), (1, 2)):  # two older hours of blue's traffic, 10 inputs each
+        write_collected_inputs(
+            container, source=SOURCE, endpoint="ep", deployment="blue", inputs=rows(10, seed), at=at[h]
+        )
+    check = PredictionCheck.model_validate(
+        {
+            "inputs": {"data_collector": {"account_url": account, "container": container_name, "hours": 3}},
+            "prediction": "/label",
+        }
+    )
+    checks = ModelChecks(scorer=None, inputs=BlobInputs(None, connection_string=conn), clock=None)
+    first, _ = checks.samples(check, "ep", "blue", NOW)
+    assert [s.body["data"][0] for s in first] == rows(10, 1) + rows(10, 2)  # oldest hour first
+    tally = PredictionTally(cursor=15, last_key=first[14].key)  # 15 scored so far
+    # An hour later: the oldest hour has aged out of the 3-hour window and a new hour has arrived.
+    write_collected_inputs(container, source=SOURCE, endpoint="ep", deployment="blue", inputs=rows(10, 3), at=NOW)
+    later = NOW + timedelta(hours=1)
+    checks = ModelChecks(scorer=None, inputs=BlobInputs(None, connection_string=conn), clock=None)  # no cache
+    second, _ = checks.samples(check, "ep", "blue", later)
+    assert [s.body["data"][0] for s in second] == rows(10, 2) + rows(10, 3)
+    start = next_input(second, tally)
+    assert [s.body["data"][0] for s in second[start:]] == rows(10, 2)[5:] + rows(10, 3)  # the 16th input on
+    assert second[tally.cursor].body["data"][0] == rows(10, 3)[5]  # by position: 10 inputs skipped
+    assert next_input(second, PredictionTally(cursor=7)) == 7  # a tally kept before keys: by position
