@@ -21,22 +21,35 @@ AML_TOKEN = "emulator-aml-token"  # noqa: S105 - a fake token, what POST .../tok
 
 
 class Scoring:
-    # Where the app runs: False is the public network; True a VNet linked to the workspace's private
-    # DNS zone (privatelink.api.azureml.ms), as infra/'s networkIsolation deploys it.
+    # Where the app runs, for endpoints whose publicNetworkAccess is Disabled (they are reached only
+    # through the workspace's private endpoint; Learn, "Network isolation with managed online
+    # endpoints": "the endpoint can't be reached from public networks"):
+    # - app_in_private_network False: the public network. The scoring name still resolves (Azure
+    #   publishes the public CNAME chain; Learn, "Azure Private Endpoint DNS configuration") and the
+    #   endpoint refuses the request with `public_refusal_status`. UNVERIFIED: which status and
+    #   message Azure answers is not documented (docs/AZURE-FACTS-USED.md); 403 is our assumption,
+    #   and tests set others.
+    # - app_in_private_network True: a VNet whose DNS resolves the name to the private endpoint
+    #   (CNAME `<endpoint>.<workspace-guid>.inference.<region>.privatelink.api.azureml.ms`; Learn, "How
+    #   to use your workspace with a custom DNS server"), as infra/'s networkIsolation deploys it;
+    #   with `private_dns_works` False its DNS servers do not forward `inference.ml.azure.com`, and no
+    #   scoring name resolves (Learn, "Troubleshoot online endpoint deployment and scoring", Network
+    #   isolation issues: "Scoring endpoint can't be resolved").
     app_in_private_network: bool = False
+    private_dns_works: bool = True
+    public_refusal_status: int = 403
 
     def resolves(self, host: str) -> bool:
-        """DNS as the app sees it. The scoring name of an endpoint whose publicNetworkAccess is
-        Disabled is reached only through the workspace's private endpoint: inside the VNet it is a
-        CNAME to `<endpoint>.<workspace-guid>.inference.<region>.privatelink.api.azureml.ms` in the
-        private zone (Learn, "How to use your workspace with a custom DNS server"); from elsewhere the
-        documented symptom is "Scoring endpoint can't be resolved" (Learn, "Troubleshoot online
-        endpoint deployment and scoring", Network isolation issues). Everything else resolves."""
-        lowered = host.lower()
-        if self.app_in_private_network or not lowered.endswith(".inference.ml.azure.com"):
+        """DNS as the app sees it (only scoring names can fail to resolve)."""
+        if not host.lower().endswith(".inference.ml.azure.com"):
             return True
-        ep = self.endpoints.get(lowered.split(".", maxsplit=1)[0])
-        return ep is None or str(ep.body["properties"].get("publicNetworkAccess") or "Enabled").lower() != "disabled"
+        return not (self.app_in_private_network and not self.private_dns_works)
+
+    def _refused_from_outside(self, endpoint: str) -> Response | None:
+        props = self.endpoints[endpoint].body["properties"]
+        if self.app_in_private_network or str(props.get("publicNetworkAccess") or "Enabled").lower() != "disabled":
+            return None
+        return _json(self.public_refusal_status, {"message": "the endpoint cannot be reached from public networks"})
 
     # -- scoring ----------------------------------------------------------------------------------
 
@@ -58,6 +71,8 @@ class Scoring:
         endpoint = host.split(".", maxsplit=1)[0]
         if endpoint not in self.endpoints:
             return _error(404, "NotFound", "no such endpoint")
+        if (outside := self._refused_from_outside(endpoint)) is not None:
+            return outside
         lowered = {k.lower(): v for k, v in headers.items()}
         if (refused := self._unauthorized(endpoint, lowered.get("authorization", ""))) is not None:
             return refused

@@ -37,6 +37,13 @@ def _key(source: int, within: str) -> str:
     return f"{source}|{within}"
 
 
+def _pinned_version(tally: PredictionTally | None) -> str | None:
+    """The data asset version the comparison has been reading, from the last input's key."""
+    if tally is None or not tally.last_key.startswith("2|"):
+        return None
+    return tally.last_key.split("|")[1] or None
+
+
 def next_input(samples: list[Sample], tally: PredictionTally | None) -> int:
     """Where to go on in `samples`: just after the last input scored, found by its key, so inputs
     are neither scored twice nor skipped while the collected window moves on (older hours age out,
@@ -70,7 +77,14 @@ class ModelChecks:
         return samples
 
     def samples(
-        self, check: PredictionCheck, endpoint: str, blue: str, now: datetime, *, ref: EndpointRef | None = None
+        self,
+        check: PredictionCheck,
+        endpoint: str,
+        blue: str,
+        now: datetime,
+        *,
+        ref: EndpointRef | None = None,
+        tally: PredictionTally | None = None,
     ) -> tuple[list[Sample], str]:
         src = check.inputs
         out = [
@@ -89,11 +103,19 @@ class ModelChecks:
             asset = src.data_asset
             if self._data_assets is None or ref is None:
                 raise ProviderError("no Azure ML client is configured to read the data asset")
-            found = self._cached(
-                f"{ref.workspace.arm_id.lower()}|{asset}", now, lambda: self._data_assets.read(asset, ref)
-            )
-            out += [Sample(x.body, x.label, _key(2, f"{i:08d}")) for i, x in enumerate(found)]
-            used.append(f"{len(found)} from {asset}")
+            pinned = _pinned_version(tally)
+            reader, where = self._data_assets, ref
+
+            def read_asset() -> list[Sample]:
+                # each input's key holds the version read: `@latest` stays on it for the rollout
+                found, version = reader.read_pinned(asset, where, pinned)
+                return [Sample(x.body, x.label, _key(2, f"{version}|{i:08d}")) for i, x in enumerate(found)]
+
+            found = self._cached(f"{ref.workspace.arm_id.lower()}|{asset}|{pinned or ''}", now, read_asset)
+            out += found
+            version = found[0].key.split("|")[1] if found else (pinned or "")
+            shown = f"{asset} (version {version})" if version and not asset.endswith(f":{version}") else asset
+            used.append(f"{len(found)} from {shown}")
         if src.data_collector is not None:
             dc = src.data_collector
             key = f"{dc.account_url}/{dc.container}/{endpoint}/{blue}/{dc.collection}"
@@ -125,7 +147,7 @@ class ModelChecks:
                 tally = rollout.predictions
                 try:
                     samples, source = self.samples(
-                        check, rollout.endpoint.name, rollout.blue, now, ref=rollout.endpoint
+                        check, rollout.endpoint.name, rollout.blue, now, ref=rollout.endpoint, tally=tally
                     )
                     cursor = next_input(samples, tally)
                     chosen = samples[cursor : cursor + due]

@@ -16,7 +16,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from shared.adapters.scoring_reach import ScoringTarget, never_sent, refused_for_network, unreachable
+from shared.adapters.scoring_reach import (
+    REFUSALS,
+    SCORING_TIMEOUTS,
+    ScoringTarget,
+    never_sent,
+    refused_alike,
+    refused_for_network,
+    unreachable,
+)
 from shared.ports import OperationInProgressError, ProviderError
 from shared.rollout.actions import CreateDeployment
 from shared.rollout.model import EndpointRef, ModelRef, TrafficSplit
@@ -437,7 +445,7 @@ class AzureMLGateway:
                 json=body,
             )
             try:
-                response = target.pipeline.send_request(request)
+                response = target.pipeline.send_request(request, **SCORING_TIMEOUTS)
             except AzureError as exc:
                 if never_sent(exc):
                     raise unreachable(target, what, _describe(exc)) from exc
@@ -445,6 +453,17 @@ class AzureMLGateway:
                 continue
             if refused_for_network(response.status_code, target):
                 raise unreachable(target, what, f"HTTP 403 {_scoring_message(response)}")
+            if response.status_code in REFUSALS and target.public_access.lower() == "disabled":
+                # Is it green, or the way in? The same request without the header goes to blue (all
+                # live traffic while green is tested): if blue is refused alike, it is the way in.
+                probe = HttpRequest("POST", target.uri, headers={"Authorization": f"Bearer {target.secret}"}, json=body)
+                try:
+                    blue_status = target.pipeline.send_request(probe, **SCORING_TIMEOUTS).status_code
+                except AzureError:
+                    blue_status = 0
+                if refused_alike(blue_status, response.status_code, target):
+                    answer = f"HTTP {response.status_code} {_scoring_message(response)}"
+                    raise unreachable(target, what, f"green and blue both answered {answer}")
             if not 200 <= response.status_code < 300:
                 failures.append(f"HTTP {response.status_code}")
         detail = ", ".join(sorted(set(failures)))

@@ -29,6 +29,7 @@ from shared.rollout.prediction_policy import DataCollectorSource
 
 MAX_BLOB_BYTES = 20_000_000  # a sample or collected file larger than this is not read whole
 MAX_FOLDER_FILES = 1000  # a sample folder (an Azure ML uri_folder data asset) with more files is refused
+MAX_FOLDER_ENTRIES = 10 * MAX_FOLDER_FILES  # blobs of any kind listed before a folder is refused
 ROOT = "modelDataCollector"
 
 
@@ -133,20 +134,24 @@ class BlobInputs:
             client = ContainerClient(
                 account_url, container, credential=self._credential_for(account_url), **self._kwargs
             )
-            files = sorted(
-                (b.name, b.size)
-                for b in client.list_blobs(name_starts_with=folder)
-                if b.name.lower().endswith(".jsonl")
-            )
+            # The listing comes in name order (Blob service "List Blobs": "returned in lexicographical
+            # order"): stop as soon as the folder is known to be too large, never list it all.
+            files: list[tuple[str, int]] = []
+            for scanned, b in enumerate(client.list_blobs(name_starts_with=folder), start=1):
+                if scanned > MAX_FOLDER_ENTRIES:
+                    raise ProviderError(f"{where}: more than {MAX_FOLDER_ENTRIES} blobs in the folder; not read")
+                if b.name.lower().endswith(".jsonl"):
+                    files.append((b.name, b.size or 0))
+                    if len(files) > MAX_FOLDER_FILES:
+                        raise ProviderError(f"{where}: more than the {MAX_FOLDER_FILES} .jsonl files read")
             if not files:
                 raise ProviderError(f"{where}: no .jsonl files in the folder")
-            if len(files) > MAX_FOLDER_FILES:
-                raise ProviderError(f"{where}: {len(files)} .jsonl files, more than the {MAX_FOLDER_FILES} read")
-            total = sum(size or 0 for _, size in files)
+            total = sum(size for _, size in files)
             if total > MAX_BLOB_BYTES:
                 raise ProviderError(f"{where}: {total} bytes of .jsonl files, more than the {MAX_BLOB_BYTES} read")
-            for name, _ in files:
-                text = client.download_blob(name).readall().decode("utf-8")
+            for name, size in files:
+                # at most the listed size: a file that grew since is read as it was listed
+                text = client.download_blob(name, offset=0, length=size).readall().decode("utf-8") if size else ""
                 out += parse_sample_lines(text, f"{account_url}/{container}/{name}")
         except AzureError as exc:
             raise ProviderError(
@@ -166,7 +171,7 @@ class BlobInputs:
             size = blob.get_blob_properties().size
             if size > MAX_BLOB_BYTES:
                 raise ProviderError(f"{where}: {size} bytes, more than the {MAX_BLOB_BYTES} read")
-            text = blob.download_blob().readall().decode("utf-8")
+            text = blob.download_blob(offset=0, length=size).readall().decode("utf-8") if size else ""
         except AzureError as exc:
             raise ProviderError(f"reading the sample {where}: {exc.__class__.__name__}: {str(exc)[:200]}") from exc
         except UnicodeDecodeError:

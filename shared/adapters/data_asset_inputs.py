@@ -43,6 +43,7 @@ from shared.rollout.model import EndpointRef
 
 ML_PROVIDER = "Microsoft.MachineLearningServices"
 BLOB_DATASTORES = frozenset({"azureblob", "azuredatalakegen2"})
+MAX_VERSION_CHARS = 100  # a version name goes into each input's key (model_checks._key)
 T = TypeVar("T")
 
 
@@ -100,10 +101,13 @@ class DataAssetInputs:
 
     # -- resolving --------------------------------------------------------------------------------
 
-    def _asset(self, endpoint: EndpointRef, ref: DataAssetRef) -> tuple[str, str, WorkspaceName | None]:
-        """(dataType, dataUri, the asset's workspace) of a data asset version."""
+    def _asset(
+        self, endpoint: EndpointRef, ref: DataAssetRef, pinned: str | None = None
+    ) -> tuple[str, str, WorkspaceName | None, str]:
+        """(dataType, dataUri, the asset's workspace, the version read) of a data asset version;
+        `@latest` reads `pinned` if given (the version a rollout began comparing on)."""
         base, ws = self._workspace_path(endpoint, ref.workspace)
-        version = ref.version
+        version = ref.version or pinned
         if version is None:
             container = self._get(
                 endpoint, f"{base}/data/{quote(ref.name)}", f"data asset {ref.name} in workspace {ws}"
@@ -127,7 +131,9 @@ class DataAssetInputs:
             raise ProviderError(f"{label} has dataType {data_type or 'none'!r}, not uri_file or uri_folder")
         if not data_uri:
             raise ProviderError(f"{label} has no dataUri")
-        return kind, data_uri, ref.workspace
+        if len(version) > MAX_VERSION_CHARS or "|" in version:
+            raise ProviderError(f"{label}: a version name over {MAX_VERSION_CHARS} characters or with '|' is not read")
+        return kind, data_uri, ref.workspace, version
 
     def _datastore(self, endpoint: EndpointRef, path: DatastorePath) -> BlobLocation:
         base, ws = self._workspace_path(endpoint, path.workspace)
@@ -147,15 +153,18 @@ class DataAssetInputs:
         url = self._blobs.account_url(account, f"{protocol}://{account}.blob.{suffix}")
         return BlobLocation(url, account, container, path.path)
 
-    def locate(self, uri: str, endpoint: EndpointRef) -> tuple[BlobLocation, bool]:
-        """Where the sample lives: (blob location, whether it is one file)."""
+    def locate(
+        self, uri: str, endpoint: EndpointRef, pinned: str | None = None
+    ) -> tuple[BlobLocation, bool, str]:
+        """Where the sample lives: (blob location, whether it is one file, the asset version read,
+        "" for a datastore path)."""
         try:
             ref = parse_data_uri(uri)
         except ValueError as exc:
             raise ProviderError(f"data_asset: {exc}") from None
         if isinstance(ref, DatastorePath):
-            return self._datastore(endpoint, ref), ref.is_file
-        data_type, data_uri, workspace = self._asset(endpoint, ref)
+            return self._datastore(endpoint, ref), ref.is_file, ""
+        data_type, data_uri, workspace, version = self._asset(endpoint, ref, pinned)
         try:
             target = parse_storage_uri(data_uri)
         except ValueError as exc:
@@ -171,14 +180,20 @@ class DataAssetInputs:
                 target.container,
                 target.path,
             )
-        return location, data_type == "uri_file"
+        return location, data_type == "uri_file", version
 
     # -- reading ----------------------------------------------------------------------------------
 
     def read(self, uri: str, endpoint: EndpointRef) -> list[Sample]:
-        location, is_file = self.locate(uri, endpoint)
+        return self.read_pinned(uri, endpoint, None)[0]
+
+    def read_pinned(self, uri: str, endpoint: EndpointRef, pinned: str | None) -> tuple[list[Sample], str]:
+        """The sample and the asset version it came from. `@latest` is resolved once by the caller
+        and then read `pinned` to that version, so a version registered mid-rollout does not change
+        the inputs under the comparison."""
+        location, is_file, version = self.locate(uri, endpoint, pinned)
         if is_file:
             url = f"{location.account_url.rstrip('/')}/{location.container}/{quote(location.path)}"
-            return self._blobs.read_sample(url)
+            return self._blobs.read_sample(url), version
         samples, _ = self._blobs.read_sample_folder(location.account_url, location.container, location.path)
-        return samples
+        return samples, version

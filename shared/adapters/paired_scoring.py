@@ -20,7 +20,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.adapters.azureml import AzureMLGateway, _describe, _scoring_message
-from shared.adapters.scoring_reach import ScoringTarget, never_sent, refused_for_network, unreachable
+from shared.adapters.scoring_reach import (
+    SCORING_TIMEOUTS,
+    ScoringTarget,
+    never_sent,
+    refused_alike,
+    refused_for_network,
+    unreachable,
+)
+from shared.ports import ProviderError
 from shared.rollout.model import EndpointRef
 from shared.rollout.prediction_policy import PredictionCheck
 from shared.rollout.predictions import ScoredPair, pair_from_answers
@@ -46,6 +54,11 @@ class _SystemClock:
         from datetime import UTC
 
         return datetime.now(UTC)
+
+
+def _status(error: str) -> int:
+    """The status of an "HTTP 404" error, or 0."""
+    return int(error[5:]) if error.startswith("HTTP ") and error[5:].isdigit() else 0
 
 
 class PairedScorer:
@@ -89,7 +102,7 @@ class PairedScorer:
         )
         self.requests_sent += 1
         try:
-            response = target.pipeline.send_request(request)
+            response = target.pipeline.send_request(request, **SCORING_TIMEOUTS)
         except AzureError as exc:
             if never_sent(exc):
                 raise unreachable(target, "the prediction comparison", _describe(exc)) from exc
@@ -126,8 +139,15 @@ class PairedScorer:
         for sample in samples:
             if time_budget is not None and pairs and self._clock.now() - started >= time_budget:
                 break
-            blue_doc, blue_error = self._one(target, blue, sample.body)
-            green_doc, green_error = self._one(target, green, sample.body)
+            try:
+                blue_doc, blue_error = self._one(target, blue, sample.body)
+                green_doc, green_error = self._one(target, green, sample.body)
+                if refused_alike(_status(blue_error), _status(green_error), target):
+                    raise unreachable(target, "the prediction comparison", f"blue and green both answered {blue_error}")
+            except ProviderError:
+                if not pairs:
+                    raise  # nothing scored: the comparison holds with the reason
+                break  # keep what was scored (and paid for); the next tick goes on from there
             if blue_error in ("HTTP 401", "HTTP 403") or green_error in ("HTTP 401", "HTTP 403"):
                 self._forget(endpoint)  # the key may have been rotated: read it again next time
             pairs.append(

@@ -9,8 +9,9 @@ never gets an answer from the deployment, and that is not green's fault:
 - nothing was sent (azure-core `ServiceRequestError`: the name did not resolve, the connection was
   refused or timed out, TLS failed), or
 - the endpoint's `publicNetworkAccess` is `Disabled` and Azure refused a request that came over the
-  public network with HTTP 403 (docs/AZURE-FACTS-USED.md, "Network isolation of managed online
-  endpoints").
+  public network: a 403, or the same 401, 403 or 404 for blue (which serves users) as for green.
+  Which status Azure uses is not documented (docs/AZURE-FACTS-USED.md, "Network isolation of
+  managed online endpoints"), so the rule does not depend on it.
 
 Either way the check cannot run: the caller raises ProviderError with the reason, so the stage
 holds (and its time limit applies); a request that was sent and failed after (azure-core
@@ -41,9 +42,25 @@ def never_sent(exc: BaseException) -> bool:
     return isinstance(exc, ServiceRequestError)
 
 
+# A scoring request waits at most this long to connect and for the answer (seconds): a private
+# address that drops packets must not hold a tick for azure-core's default 300 s (connect) and the
+# retry policy's 60 s; the deployment's own requestTimeout is 5 s by default (at most 180 s).
+SCORING_TIMEOUTS = {"connection_timeout": 10, "read_timeout": 60}
+REFUSALS = (401, 403, 404)  # what a front door can answer before any deployment sees the request
+
+
 def refused_for_network(status: int, target: ScoringTarget) -> bool:
     """A 403 from an endpoint that takes no public traffic: the request came the wrong way."""
     return status == 403 and target.public_access.lower() == "disabled"
+
+
+def refused_alike(blue_status: int, green_status: int, target: ScoringTarget) -> bool:
+    """Blue, which serves users, and green refused the same request with the same 401, 403 or 404
+    from an endpoint that takes no public traffic: the request did not come through the private
+    endpoint, whatever status Azure uses for that (undocumented), and neither deployment is to blame."""
+    return (
+        target.public_access.lower() == "disabled" and blue_status == green_status and blue_status in REFUSALS
+    )
 
 
 def unreachable(target: ScoringTarget, what: str, cause: str) -> ProviderError:

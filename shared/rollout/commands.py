@@ -252,6 +252,7 @@ def apply_command(
                 "gate_to": None,
                 "stage_started_at": now,
                 "smoke_passed": None,
+                "smoke_since": None,
                 "predictions": None,
                 "consecutive_errors": 0,
                 "endpoint_busy_since": None,

@@ -96,6 +96,11 @@ def _path(raw: str, what: str) -> str:
     return path
 
 
+def _root_or_path(raw: str | None, what: str) -> str:
+    """A storage URI's path, or "" for the container's root (a uri_folder may be a whole container)."""
+    return "" if not (raw or "").strip("/") else _path(raw or "", what)
+
+
 def parse_data_uri(text: str) -> DataAssetRef | DatastorePath:
     """A data asset or datastore URI as a policy names it; ValueError saying what is wrong."""
     if not isinstance(text, str) or not text:
@@ -137,17 +142,18 @@ def parse_storage_uri(text: str) -> DatastorePath | BlobLocation:
             return parsed
         raise ValueError(f"the data URI {text!r} is not a storage path")
     if m := re.fullmatch(
-        r"https://(?P<account>[a-z0-9]{3,24})\.blob\.(?P<suffix>[^/]+)/(?P<container>[^/]+)/(?P<path>.+)", text
+        r"https://(?P<account>[a-z0-9]{3,24})\.blob\.(?P<suffix>[^/]+)/(?P<container>[^/]+)(?:/(?P<path>.*))?", text
     ):
         return BlobLocation(
-            f"https://{m['account']}.blob.{m['suffix']}", m["account"], m["container"], _path(m["path"], text)
+            f"https://{m['account']}.blob.{m['suffix']}", m["account"], m["container"], _root_or_path(m["path"], text)
         )
     if m := re.fullmatch(
-        r"(?:wasbs|abfss)://(?P<container>[^@/]+)@(?P<account>[a-z0-9]{3,24})\.(?:blob|dfs)\.(?P<suffix>[^/]+)/(?P<path>.+)",
+        r"(?:wasbs|abfss)://(?P<container>[^@/]+)@(?P<account>[a-z0-9]{3,24})\.(?:blob|dfs)\.(?P<suffix>[^/]+)"
+        r"(?:/(?P<path>.*))?",
         text,
     ):
         # abfss names the Data Lake (dfs) endpoint; the same data is readable through the Blob endpoint.
         return BlobLocation(
-            f"https://{m['account']}.blob.{m['suffix']}", m["account"], m["container"], _path(m["path"], text)
+            f"https://{m['account']}.blob.{m['suffix']}", m["account"], m["container"], _root_or_path(m["path"], text)
         )
     raise ValueError(f"the data URI {text[:200]!r} is not on Azure Blob storage or Data Lake Storage Gen2")

@@ -452,27 +452,31 @@ def _pending(
         return hold(rollout, now, f"waiting for green {rollout.green} ({green.provisioning_state})")
     if rollout.blue and endpoint.deployment(rollout.blue) is None:
         return pause(rollout, now, f"blue {rollout.blue} no longer exists; a person must decide")
-    rollout, gate = shadow.before_mirror(rollout, policy, observation, now)
-    if gate is not None:
-        return gate
+    # The smoke test comes first: a green that cannot answer is not worth comparing. Its pass is kept,
+    # so it runs once, whatever the comparison at 0% then takes.
+    smoke_evidence: list[CheckResult] = []
+    smoke_sent = 0
     if policy.smoke_test is not None and rollout.smoke_passed is None:
         smoke = observation.smoke
         if smoke is None:
             # A test that cannot run (the app cannot reach the scoring URI) never passes; it fails
-            # before traffic once green has had the time it is allowed to become ready.
+            # before traffic once it has not run for as long as green may take to become ready.
+            if rollout.smoke_since is None:
+                rollout = rollout.model_copy(update={"smoke_since": now})
+            assert rollout.smoke_since is not None
             why = f": {observation.smoke_error}" if observation.smoke_error else ""
-            if waited > policy.provisioning_timeout:
+            if now - rollout.smoke_since > policy.provisioning_timeout:
                 return fail_before_traffic(
                     rollout,
                     policy,
                     now,
-                    f"the smoke test of green {rollout.green} could not run within "
+                    f"the smoke test of green {rollout.green} could not run for "
                     f"{format_duration(policy.provisioning_timeout)}{why}",
                 )
             if why:
                 return hold(rollout, now, f"the smoke test of green {rollout.green} cannot run yet{why}")
             return hold(rollout, now, f"smoke-testing green {rollout.green}")
-        evidence = [
+        smoke_evidence = [
             CheckResult(
                 check="smoke",
                 verdict=Verdict.FAIL if smoke.failed > policy.smoke_test.max_failures else Verdict.PASS,
@@ -486,11 +490,16 @@ def _pending(
             )
         ]
         if smoke.failed > policy.smoke_test.max_failures:
-            failed = fail_before_traffic(rollout, policy, now, f"smoke test failed: {evidence[0].summary}")
-            return failed.model_copy(update={"evidence": tuple(evidence)})
+            failed = fail_before_traffic(rollout, policy, now, f"smoke test failed: {smoke_evidence[0].summary}")
+            return failed.model_copy(update={"evidence": tuple(smoke_evidence)})
         rollout = rollout.model_copy(update={"smoke_passed": True})
+        smoke_sent = smoke.sent
+    rollout, gate = shadow.before_mirror(rollout, policy, observation, now)
+    if gate is not None:
+        return gate
+    if smoke_evidence:
         return _step_up(
-            rollout, policy, endpoint, now, f"green ready; smoke test passed ({smoke.sent} requests)", evidence
+            rollout, policy, endpoint, now, f"green ready; smoke test passed ({smoke_sent} requests)", smoke_evidence
         )
     return _step_up(rollout, policy, endpoint, now, f"green {rollout.green} is ready")
 

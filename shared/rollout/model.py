@@ -298,6 +298,7 @@ class Rollout(Frozen):
     endpoint_missing: int = 0  # reads in a row that found no endpoint (a not-found is confirmed first)
     notes: int = 0  # audit notes that changed nothing (resolved alerts): bounded
     smoke_passed: bool | None = None
+    smoke_since: datetime | None = None  # the first tick the smoke test was due and had not run
     cleanup: tuple[PendingDelete, ...] = ()
     last_reason: str = ""
     decisions: int = 0  # audit rows written so far (their sequence numbers)

@@ -112,6 +112,11 @@ def test_the_storage_uris_a_data_version_points_at():
     assert parse_storage_uri("abfss://lake@acct.dfs.core.windows.net/golden.jsonl") == BlobLocation(
         "https://acct.blob.core.windows.net", "acct", "lake", "golden.jsonl"
     )
+    # a uri_folder may be a whole container
+    assert parse_storage_uri("wasbs://samples@acct.blob.core.windows.net/") == BlobLocation(
+        "https://acct.blob.core.windows.net", "acct", "samples", ""
+    )
+    assert parse_storage_uri("https://acct.blob.core.windows.net/samples").path == ""
     with pytest.raises(ValueError, match="not on Azure Blob storage"):
         parse_storage_uri("https://example.com/golden.jsonl")
 
@@ -368,3 +373,51 @@ def test_a_percent_encoded_path_is_decoded():
     assert parse_data_uri("azureml://datastores/s/paths/week%2046/gold%C3%A9n.jsonl") == DatastorePath(
         "s", "week 46/goldén.jsonl"
     )
+
+
+def test_latest_stays_on_the_version_the_comparison_began_on(assets):
+    """A new version registered mid-rollout does not change the inputs under the comparison: every
+    input of the version it began on is compared, none of the new one's, and the evidence names it."""
+    world, container, _, _, conn = assets
+    container.upload_blob("v1.jsonl", _lines(sample_inputs(300, seed=1)))
+    world.emu.data_assets.add_data(
+        world.emu.workspace_id, "golden", "1", "azureml://datastores/workspaceblobstore/paths/v1.jsonl",
+        at=world.clock.now(),
+    )
+    service = _service(world, conn, "azureml:golden@latest", Predictor())
+    tallies = []
+    for minute in range(40):
+        world.advance(1)
+        service.reconcile_all()
+        (stored,) = service.store.find()
+        if stored.rollout.predictions is not None:
+            tallies.append(stored.rollout.predictions)
+        if minute == 12:  # someone registers a new, smaller version of the golden set
+            container.upload_blob("v2.jsonl", _lines(sample_inputs(100, seed=2)))
+            world.emu.data_assets.add_data(
+                world.emu.workspace_id, "golden", "2", "azureml://datastores/workspaceblobstore/paths/v2.jsonl",
+                at=world.clock.now(),
+            )
+    assert tallies, "the comparison never ran"
+    last = tallies[-1]
+    assert "300 from azureml:golden@latest (version 1)" in last.source
+    assert last.last_key.startswith("2|1|")
+    assert [t.scored for t in tallies] == sorted(t.scored for t in tallies)  # never back to the start
+    assert last.scored == 300  # every input of version 1, none twice, none of version 2
+    assert last.exhausted
+
+
+def test_a_folder_too_large_is_refused_while_listing_it(assets, monkeypatch):
+    import shared.adapters.blob_inputs as blob_inputs
+
+    world, container, reader, _, _ = assets
+    monkeypatch.setattr(blob_inputs, "MAX_FOLDER_FILES", 3)
+    monkeypatch.setattr(blob_inputs, "MAX_FOLDER_ENTRIES", 6)
+    for i in range(4):
+        container.upload_blob(f"many/part-{i}.jsonl", _lines(sample_inputs(1, seed=i)))
+    for i in range(7):
+        container.upload_blob(f"noise/file-{i}.parquet", b"x")
+    with pytest.raises(ProviderError, match="more than the 3 .jsonl files read"):
+        reader.read("azureml://datastores/workspaceblobstore/paths/many", world.endpoint)
+    with pytest.raises(ProviderError, match="more than 6 blobs in the folder"):
+        reader.read("azureml://datastores/workspaceblobstore/paths/noise", world.endpoint)

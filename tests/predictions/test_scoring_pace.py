@@ -38,9 +38,9 @@ class _SlowPipeline:
     def __init__(self, inner, clock, seconds: float) -> None:
         self.inner, self.clock, self.seconds = inner, clock, seconds
 
-    def send_request(self, request):
+    def send_request(self, request, **kwargs):
         self.clock.advance(timedelta(seconds=self.seconds))
-        return self.inner.send_request(request)
+        return self.inner.send_request(request, **kwargs)
 
 
 class _Slow:
