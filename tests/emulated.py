@@ -48,3 +48,25 @@ def make_world(*, rpm: float = 600.0, blue: Scenario | None = None, seed: int = 
     emu.register_model("fraud-model", "2")
     endpoint = EndpointRef(workspace=WorkspaceRef.parse(emu.workspace_id), name=ENDPOINT_NAME)
     return World(clock, emu, emulator_transport(emu), endpoint)
+
+
+def checked_service(world: World, policy: dict[str, Any], model_checks: Any) -> Any:
+    """A RolloutService over the world, its policy for every model on the endpoint, with the given
+    model checks (shared/model_checks.py), and version 2 registered: its rollout started."""
+    from shared.service import RolloutService
+    from shared.store import memory_store
+    from shared.targets import PolicyFile
+    from tests.functions.harness import RecordingPublisher
+    from tests.service.test_service import register
+
+    service = RolloutService(
+        store=memory_store(),
+        gateway=world.gateway(),
+        metrics=world.metrics(),
+        events=RecordingPublisher(),
+        clock=world.clock,
+        policies=PolicyFile.model_validate({"targets": [{"model": "*", "endpoint": ENDPOINT_NAME, "policy": policy}]}),
+        model_checks=model_checks,
+    )
+    register(world, service)
+    return service

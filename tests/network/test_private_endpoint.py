@@ -25,12 +25,7 @@ from shared.ports import ProviderError
 from shared.rollout.actions import CreateDeployment
 from shared.rollout.model import ModelRef, RolloutPhase
 from shared.rollout.prediction_policy import PredictionCheck
-from shared.service import RolloutService
-from shared.store import memory_store
-from shared.targets import PolicyFile
-from tests.emulated import make_world
-from tests.functions.harness import RecordingPublisher
-from tests.service.test_service import register
+from tests.emulated import checked_service, make_world
 
 P = RolloutPhase
 GREEN = "fraud-model-v2"
@@ -52,17 +47,7 @@ def private_world(
     if predictions:
         policy["predictions"] = {"inputs": {"rows": ROWS}, "prediction": "/label", "max_requests_per_minute": 20}
     scorer = PairedScorer(world.gateway(), clock=world.clock)
-    service = RolloutService(
-        store=memory_store(),
-        gateway=world.gateway(),
-        metrics=world.metrics(),
-        events=RecordingPublisher(),
-        clock=world.clock,
-        policies=PolicyFile.model_validate({"targets": [{"model": "*", "endpoint": "fraud-scorer", "policy": policy}]}),
-        model_checks=ModelChecks(scorer=scorer, clock=world.clock),
-    )
-    register(world, service)
-    return world, service, scorer
+    return world, checked_service(world, policy, ModelChecks(scorer=scorer, clock=world.clock)), scorer
 
 
 def run(world, service, minutes: int):

@@ -30,11 +30,7 @@ from shared.rollout.data_asset_uri import (
 from shared.rollout.model import RolloutPhase
 from shared.rollout.prediction_policy import PredictionCheck
 from shared.service import RolloutService
-from shared.store import memory_store
-from shared.targets import PolicyFile
-from tests.emulated import make_world
-from tests.functions.harness import RecordingPublisher
-from tests.service.test_service import register
+from tests.emulated import checked_service, make_world
 
 P = RolloutPhase
 GREEN = "fraud-model-v2"
@@ -274,22 +270,13 @@ def _service(world, conn, data_asset: str, green: Predictor) -> RolloutService:
         },
     }
     blobs = BlobInputs(None, connection_string=conn)
-    service = RolloutService(
-        store=memory_store(),
-        gateway=world.gateway(),
-        metrics=world.metrics(),
-        events=RecordingPublisher(),
+    checks = ModelChecks(
+        scorer=PairedScorer(world.gateway()),
+        inputs=blobs,
+        data_assets=DataAssetInputs(world.gateway(), blobs),
         clock=world.clock,
-        policies=PolicyFile.model_validate({"targets": [{"model": "*", "endpoint": "fraud-scorer", "policy": policy}]}),
-        model_checks=ModelChecks(
-            scorer=PairedScorer(world.gateway()),
-            inputs=blobs,
-            data_assets=DataAssetInputs(world.gateway(), blobs),
-            clock=world.clock,
-        ),
     )
-    register(world, service)
-    return service
+    return checked_service(world, policy, checks)
 
 
 def _run(world, service, done, ticks):
@@ -408,7 +395,7 @@ def test_latest_stays_on_the_version_the_comparison_began_on(assets):
 
 
 def test_a_folder_too_large_is_refused_while_listing_it(assets, monkeypatch):
-    import shared.adapters.blob_inputs as blob_inputs
+    from shared.adapters import blob_inputs
 
     world, container, reader, _, _ = assets
     monkeypatch.setattr(blob_inputs, "MAX_FOLDER_FILES", 3)
@@ -417,7 +404,7 @@ def test_a_folder_too_large_is_refused_while_listing_it(assets, monkeypatch):
         container.upload_blob(f"many/part-{i}.jsonl", _lines(sample_inputs(1, seed=i)))
     for i in range(7):
         container.upload_blob(f"noise/file-{i}.parquet", b"x")
-    with pytest.raises(ProviderError, match="more than the 3 .jsonl files read"):
+    with pytest.raises(ProviderError, match=r"more than the 3 \.jsonl files read"):
         reader.read("azureml://datastores/workspaceblobstore/paths/many", world.endpoint)
     with pytest.raises(ProviderError, match="more than 6 blobs in the folder"):
         reader.read("azureml://datastores/workspaceblobstore/paths/noise", world.endpoint)

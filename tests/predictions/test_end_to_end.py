@@ -13,12 +13,7 @@ from shared.adapters.blob_inputs import BlobInputs
 from shared.adapters.paired_scoring import PairedScorer
 from shared.model_checks import ModelChecks
 from shared.rollout.model import RolloutPhase
-from shared.service import RolloutService
-from shared.store import memory_store
-from shared.targets import PolicyFile
-from tests.emulated import make_world
-from tests.functions.harness import RecordingPublisher
-from tests.service.test_service import register
+from tests.emulated import checked_service, make_world
 
 P = RolloutPhase
 GREEN = "fraud-model-v2"
@@ -47,19 +42,10 @@ def setup(conn: str, account: str, container_name: str, green: Predictor, collec
         }
         | predictions,
     }
-    service = RolloutService(
-        store=memory_store(),
-        gateway=world.gateway(),
-        metrics=world.metrics(),
-        events=RecordingPublisher(),
-        clock=world.clock,
-        policies=PolicyFile.model_validate({"targets": [{"model": "*", "endpoint": "fraud-scorer", "policy": policy}]}),
-        model_checks=ModelChecks(
-            scorer=PairedScorer(world.gateway()), inputs=BlobInputs(None, connection_string=conn), clock=world.clock
-        ),
+    checks = ModelChecks(
+        scorer=PairedScorer(world.gateway()), inputs=BlobInputs(None, connection_string=conn), clock=world.clock
     )
-    register(world, service)
-    return world, service
+    return world, checked_service(world, policy, checks)
 
 
 def run_until(world, service, done, ticks=90):

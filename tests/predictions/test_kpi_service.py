@@ -17,12 +17,7 @@ from emulator.transport import EmulatorTransport, StaticCredential
 from shared.adapters.kpi_queries import KpiQueries
 from shared.model_checks import ModelChecks
 from shared.rollout.model import RolloutPhase
-from shared.service import RolloutService
-from shared.store import memory_store
-from shared.targets import PolicyFile
-from tests.emulated import make_world
-from tests.functions.harness import RecordingPublisher
-from tests.service.test_service import register
+from tests.emulated import checked_service, make_world
 
 P = RolloutPhase
 GREEN = "fraud-model-v2"
@@ -45,17 +40,7 @@ def setup(truth: dict[str, float] | None, *, kpi: dict | None = None, step: dict
     }
     transport = world.transport if server is None else EmulatorTransport(server(world.emu))
     queries = KpiQueries(_credential(), workspace_id="law-1", transport=transport)
-    service = RolloutService(
-        store=memory_store(),
-        gateway=world.gateway(),
-        metrics=world.metrics(),
-        events=RecordingPublisher(),
-        clock=world.clock,
-        policies=PolicyFile.model_validate({"targets": [{"model": "*", "endpoint": "fraud-scorer", "policy": policy}]}),
-        model_checks=ModelChecks(scorer=None, kpis=queries, clock=world.clock),
-    )
-    register(world, service)
-    return world, service, queries
+    return world, checked_service(world, policy, ModelChecks(scorer=None, kpis=queries, clock=world.clock)), queries
 
 
 def _credential():
