@@ -83,6 +83,9 @@ param privateEndpointSubnetId string = ''
 @description('With networkIsolation: resource group of existing privatelink.{blob,table,queue}.core.windows.net and privatelink.eventgrid.azure.net zones already linked to the VNet (central DNS); empty: the zones are created here and linked to the VNet.')
 param privateDnsZonesResourceGroup string = ''
 
+@description('With networkIsolation and privateDnsZonesResourceGroup: the subscription that group is in (hub-and-spoke: the connectivity subscription); empty: this one.')
+param privateDnsZonesSubscriptionId string = ''
+
 @description('With networkIsolation: resource ids of the ML workspace\'s own private DNS zones (privatelink.api.azureml.ms, which also answers the online endpoints\' scoring names, and privatelink.notebooks.azure.net) to link to the app\'s VNet; empty when the VNet is already linked to them.')
 param mlPrivateDnsZoneIds array = []
 
@@ -398,6 +401,7 @@ module network 'network.bicep' = if (networkIsolation) {
     integrationSubnetId: integrationSubnetId
     privateEndpointSubnetId: privateEndpointSubnetId
     privateDnsZonesResourceGroup: privateDnsZonesResourceGroup
+    privateDnsZonesSubscriptionId: privateDnsZonesSubscriptionId
     storageAccountId: storage.id
     enableLifecycleTopic: enableLifecycleTopic
     lifecycleTopicId: enableLifecycleTopic ? lifecycleTopic.id : ''

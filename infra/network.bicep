@@ -20,6 +20,9 @@ param privateEndpointSubnetId string
 @description('Resource group of existing, already linked private DNS zones; empty: create them here.')
 param privateDnsZonesResourceGroup string = ''
 
+@description('The subscription of privateDnsZonesResourceGroup; empty: this one.')
+param privateDnsZonesSubscriptionId string = ''
+
 @minLength(1)
 param storageAccountId string
 
@@ -56,7 +59,8 @@ resource zoneLinks 'Microsoft.Network/privateDnsZones/virtualNetworkLinks@2020-0
   }
 }]
 
-var zoneIds = [for zone in zoneNames: createZones ? resourceId('Microsoft.Network/privateDnsZones', zone) : resourceId(privateDnsZonesResourceGroup, 'Microsoft.Network/privateDnsZones', zone)]
+var zonesSubscription = empty(privateDnsZonesSubscriptionId) ? subscription().subscriptionId : privateDnsZonesSubscriptionId
+var zoneIds = [for zone in zoneNames: createZones ? resourceId('Microsoft.Network/privateDnsZones', zone) : resourceId(zonesSubscription, privateDnsZonesResourceGroup, 'Microsoft.Network/privateDnsZones', zone)]
 
 resource storageEndpoints 'Microsoft.Network/privateEndpoints@2024-05-01' = [for service in storageServices: {
   name: 'pe-${storageName}-${service}'

@@ -53,7 +53,13 @@ MODES: dict[str, dict[str, bool | str]] = {
     "public": DEFAULTS,
     "private": {**DEFAULTS, "networkIsolation": True},
     "public-everything": EVERYTHING,
-    "private-everything": {**EVERYTHING, "networkIsolation": True, "monitorPrivateLinkScopeId": AMPLS_ID},
+    # with an AMPLS, the VNet already has privatelink.blob... linked: central zones (OPERATIONS.md)
+    "private-everything": {
+        **EVERYTHING,
+        "networkIsolation": True,
+        "monitorPrivateLinkScopeId": AMPLS_ID,
+        "privateDnsZonesResourceGroup": "hub-dns-rg",
+    },
 }
 
 _OPERAND = r"(?:'(?:[^'\\]|\\.)*'|null|true|false|\d+|[A-Za-z_][\w.]*)"
