@@ -1,0 +1,1 @@
+"""The rollout service, one concern a module (shared/service.py puts them together)."""
