@@ -36,8 +36,8 @@ def _format_string(path: Path, starts_with: str) -> str:
     return found[0]
 
 
-DECISION = _format_string(ROOT / "shared" / "service.py", "rollout %s [%s]")
-STARTED = _format_string(ROOT / "shared" / "service.py", "rollout %s started")
+DECISION = _format_string(ROOT / "shared" / "shell" / "acting.py", "rollout %s [%s]")
+STARTED = _format_string(ROOT / "shared" / "shell" / "starting.py", "rollout %s started")
 TICK = _format_string(ROOT / "functions" / "judge_queue.py", "tick: ")  # one per work item
 DISPATCH = _format_string(ROOT / "functions" / "reconcile_timer.py", "tick: ")  # one per timer tick
 NOT_DELIVERED_FROM = ROOT / "shared" / "adapters" / "notify_webhook.py"
