@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -142,6 +142,22 @@ def _three_way(
         bounds = f"upper bound {show(upper)}, no lower bound yet"
     else:
         bounds = f"bounds {show(lower)} .. {show(upper)}"
+    return verdict_of(check, lower, upper, leave_alone, max_increase, show, bounds, what, evidence)
+
+
+def verdict_of(
+    check: str,
+    lower: float,
+    upper: float,
+    leave_alone: float,
+    catch: float,
+    show: Callable[[float], str],
+    bounds: str,
+    what: str,
+    evidence: dict[str, EvidenceValue],
+) -> CheckResult:
+    """Two margins, three outcomes: Fail once the lower bound of green's excess passes what is left
+    alone, Pass once its upper bound is within the margin to catch, else Inconclusive."""
     if lower > leave_alone:
         return CheckResult(
             check=check,
@@ -149,17 +165,17 @@ def _three_way(
             summary=f"{what}: proven worse than the {show(leave_alone)} left alone ({bounds})",
             evidence=evidence,
         )
-    if upper <= max_increase:
+    if upper <= catch:
         return CheckResult(
             check=check,
             verdict=Verdict.PASS,
-            summary=f"{what}: proven within {show(max_increase)} ({bounds})",
+            summary=f"{what}: proven within {show(catch)} ({bounds})",
             evidence=evidence,
         )
     return CheckResult(
         check=check,
         verdict=Verdict.INCONCLUSIVE,
-        summary=f"{what}: not yet proven within {show(max_increase)} ({bounds})",
+        summary=f"{what}: not yet proven within {show(catch)} ({bounds})",
         evidence=evidence,
     )
 

@@ -15,7 +15,7 @@ import math
 from datetime import UTC, datetime
 
 from shared.rollout import sequential
-from shared.rollout.analysis import Budget, CheckResult, EvidenceValue, Verdict, _round
+from shared.rollout.analysis import Budget, CheckResult, EvidenceValue, Verdict, _round, verdict_of
 from shared.rollout.model import Frozen
 from shared.rollout.prediction_policy import KpiCheck
 
@@ -113,27 +113,7 @@ def _decide(
             return "∞" if x > 0 else "-∞"
         return f"{x:+.2%}" if show == "points" else f"{x:+.4g}"
 
-    bounds = f"bounds {fmt(lower)} .. {fmt(upper)}"
-    if lower > leave:
-        return CheckResult(
-            check=check,
-            verdict=Verdict.FAIL,
-            summary=f"{what}: proven worse than the {fmt(leave)} left alone ({bounds})",
-            evidence=evidence,
-        )
-    if upper <= catch:
-        return CheckResult(
-            check=check,
-            verdict=Verdict.PASS,
-            summary=f"{what}: proven within {fmt(catch)} ({bounds})",
-            evidence=evidence,
-        )
-    return CheckResult(
-        check=check,
-        verdict=Verdict.INCONCLUSIVE,
-        summary=f"{what}: not yet proven within {fmt(catch)} ({bounds})",
-        evidence=evidence,
-    )
+    return verdict_of(check, lower, upper, leave, catch, fmt, f"bounds {fmt(lower)} .. {fmt(upper)}", what, evidence)
 
 
 def judge_one(kpi: KpiCheck, reading: KpiReading | None, blue: str, green: str, budget: Budget) -> CheckResult:
