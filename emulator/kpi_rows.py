@@ -18,6 +18,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from emulator.log_answers import refused_query
 from emulator.responses import Response, _json
 
 _STRING = r"'((?:[^'\\\n]|\\.)*)'"
@@ -54,34 +55,23 @@ def unquote(body: str) -> str:
     return "".join(out)
 
 
-def _refused(message: str) -> Response:
-    return _json(
-        400,
-        {
-            "error": {
-                "message": "The request had some invalid properties",
-                "code": "BadArgumentError",
-                "innererror": {"code": "SyntaxError", "message": message},
-            }
-        },
-    )
-
-
 def kpi_answer(emu: Any, text: str, *, partial: bool = False) -> Response:
     """`partial`: an injected partial result, as log_analytics.py answers one (the rows found and an `error`)."""
     m = _BINDINGS.match(text)
     if m is None:
-        return _refused("the emulator runs KPI queries only after Safe Rollout's let bindings (emulator/kpi_rows.py)")
+        return refused_query(
+            "the emulator runs KPI queries only after Safe Rollout's let bindings (emulator/kpi_rows.py)"
+        )
     try:
         endpoint, blue, green = (unquote(m[i]) for i in (1, 2, 3))
     except KqlSyntaxError as exc:
-        return _refused(str(exc))
+        return refused_query(str(exc))
     start = datetime.fromisoformat(m[4].rstrip("Z")).replace(tzinfo=UTC)
     end = datetime.fromisoformat(m[5].rstrip("Z")).replace(tzinfo=UTC)
     query = text[m.end() :]
     truth: dict[str, Any] | None = getattr(emu, "kpi_truth", {}).get(query)
     if truth is None:
-        return _refused("the emulator knows no KPI query with this text (register it in Emulator.kpi_truth)")
+        return refused_query("the emulator knows no KPI query with this text (register it in Emulator.kpi_truth)")
     mean_kind = bool(truth.get("__mean__"))
     rows: list[list[Any]] = []
     for deployment in (blue, green):

@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from emulator.kpi_rows import kpi_answer
+from emulator.log_answers import primary_result, refused_query, sampled_rows
 from emulator.responses import Response, _json
 
 # The ISO 8601 forms of the KQL datetime reference, and nothing else.
@@ -69,17 +70,12 @@ def _kql_datetime(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def _refused(message: str) -> Response:
-    return _json(
-        400,
-        {
-            "error": {
-                "message": "The request had some invalid properties",
-                "code": "BadArgumentError",
-                "innererror": {"code": "SyntaxError", "message": message},
-            }
-        },
-    )
+TRAFFIC_COLUMNS = [
+    ("DeploymentName", "string"),
+    ("TotalDurationMs", "real"),
+    ("ResponseCode", "int"),
+    ("ModelStatusCode", "int"),
+]
 
 
 class LogAnalytics:
@@ -106,7 +102,7 @@ class LogAnalytics:
             return batched_answer(self, text, fault)
         m = _LOG_QUERY.fullmatch(text.strip())
         if not m:
-            return _refused(
+            return refused_query(
                 "the emulator runs only the documented query form Safe Rollout sends (see log_analytics.py)"
             )
         start, end = _kql_datetime(m["start"]), _kql_datetime(m["end"])
@@ -122,32 +118,6 @@ class LogAnalytics:
             for e, d in sorted(self.sim.logs):
                 if e != endpoint.lower() or d not in wanted:
                     continue
-                found = [
-                    r for r in self.sim.log_rows(e, d, start, end) if self.mirrored_in_traffic_log or not r.mirrored
-                ]
-                if len(found) > sample:  # per partition (deployment)
-                    idx = self.sim.rng.choice(len(found), sample, replace=False)
-                    found = [found[i] for i in sorted(idx)]
+                found = sampled_rows(self, e, d, start, end, sample)  # per partition (deployment)
                 rows += [[r.deployment, r.total_ms, r.response_code, r.model_status_code] for r in found]
-        result: dict[str, Any] = {
-            "tables": [
-                {
-                    "name": "PrimaryResult",
-                    "columns": [
-                        {"name": "DeploymentName", "type": "string"},
-                        {"name": "TotalDurationMs", "type": "real"},
-                        {"name": "ResponseCode", "type": "int"},
-                        {"name": "ModelStatusCode", "type": "int"},
-                    ],
-                    "rows": rows,
-                }
-            ]
-        }
-        if fault is not None and fault.partial:
-            result["tables"][0]["rows"] = rows[: len(rows) // 2]
-            result["error"] = {
-                "code": "PartialError",
-                "message": "There were some errors when processing your query.",
-                "details": [{"code": "EngineError", "message": "Query exceeded limits (injected)"}],
-            }
-        return _json(200, result)
+        return primary_result(TRAFFIC_COLUMNS, rows, fault)

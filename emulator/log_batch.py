@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from emulator.log_analytics import _DATETIME, _NAME, _kql_datetime, _refused
-from emulator.responses import Response, _json
+from emulator.log_analytics import _DATETIME, _NAME, TRAFFIC_COLUMNS, _kql_datetime
+from emulator.log_answers import primary_result, refused_query, sampled_rows
+from emulator.responses import Response
 
 _CLAUSE = (
     rf"\(\s*_ResourceId\s*=~\s*'(?P<resource>/subscriptions/[^'\\\s]+)'"
@@ -42,20 +43,20 @@ def batched_answer(emu: Any, text: str, fault: Any) -> Response:
     text = text.strip()
     head, tail = _HEAD.match(text), _TAIL.search(text)
     if head is None or tail is None:
-        return _refused("the emulator runs only the documented query forms Safe Rollout sends (see log_batch.py)")
+        return refused_query("the emulator runs only the documented query forms Safe Rollout sends (see log_batch.py)")
     middle = text[head.end() : tail.start()].strip()
     clauses = []
     pos = 0
     while pos < len(middle):
         m = _CLAUSE_RE.match(middle, pos)
         if m is None:
-            return _refused("a batched traffic-log condition is not in the documented form (see log_batch.py)")
+            return refused_query("a batched traffic-log condition is not in the documented form (see log_batch.py)")
         clauses.append(m)
         pos = m.end()
         rest = re.match(r"\s+or\s+", middle[pos:])
         if rest is None:
             if middle[pos:].strip():
-                return _refused("conditions must be joined with `or`")
+                return refused_query("conditions must be joined with `or`")
             break
         pos += rest.end()
     sample = int(tail["sample"])
@@ -70,31 +71,6 @@ def batched_answer(emu: Any, text: str, fault: Any) -> Response:
         for e, d in sorted(emu.sim.logs):
             if e != endpoint or d not in wanted:
                 continue
-            found = [r for r in emu.sim.log_rows(e, d, start, end) if emu.mirrored_in_traffic_log or not r.mirrored]
-            if len(found) > sample:  # per partition (endpoint and deployment)
-                idx = emu.sim.rng.choice(len(found), sample, replace=False)
-                found = [found[i] for i in sorted(idx)]
+            found = sampled_rows(emu, e, d, start, end, sample)  # per partition (endpoint and deployment)
             rows += [[m["endpoint"], r.deployment, r.total_ms, r.response_code, r.model_status_code] for r in found]
-    result: dict[str, Any] = {
-        "tables": [
-            {
-                "name": "PrimaryResult",
-                "columns": [
-                    {"name": "EndpointName", "type": "string"},
-                    {"name": "DeploymentName", "type": "string"},
-                    {"name": "TotalDurationMs", "type": "real"},
-                    {"name": "ResponseCode", "type": "int"},
-                    {"name": "ModelStatusCode", "type": "int"},
-                ],
-                "rows": rows,
-            }
-        ]
-    }
-    if fault is not None and fault.partial:
-        result["tables"][0]["rows"] = rows[: len(rows) // 2]
-        result["error"] = {
-            "code": "PartialError",
-            "message": "There were some errors when processing your query.",
-            "details": [{"code": "EngineError", "message": "Query exceeded limits (injected)"}],
-        }
-    return _json(200, result)
+    return primary_result([("EndpointName", "string"), *TRAFFIC_COLUMNS], rows, fault)
