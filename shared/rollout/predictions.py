@@ -495,11 +495,12 @@ def _ks(check: PredictionCheck, t: PredictionTally, budget: Budget) -> CheckResu
     low = d - 2 * dkw_radius(n, budget.alpha / 2)
     up = d + 2 * dkw_radius(n, budget.beta / 2)
     lo_edge, hi_edge = check.score_range
+    stability = psi(t.blue_hist, t.green_hist)
     evidence |= {
         "ks": _round(d),
         "lower": _round(low),
         "upper": _round(up),
-        "psi": _round(psi(t.blue_hist, t.green_hist)),
+        "psi": _round(stability),
         "blue_histogram": ",".join(str(x) for x in t.blue_hist),
         "green_histogram": ",".join(str(x) for x in t.green_hist),
         "bins": f"{check.bins} bins over [{lo_edge:g}, {hi_edge:g}] plus one below and one above",
@@ -507,7 +508,7 @@ def _ks(check: PredictionCheck, t: PredictionTally, budget: Budget) -> CheckResu
         "max_increase": margins.max_increase,
         "method": "Kolmogorov-Smirnov at the bin edges, time-uniform DKW bands (Howard & Ramdas 2022)",
     }
-    what = f"score distributions: KS distance {d:.3f} (PSI {psi(t.blue_hist, t.green_hist):.3f})"
+    what = f"score distributions: KS distance {d:.3f} (PSI {stability:.3f})"
     result = _three_way(
         "score_distribution", low, up, margins.leave_alone_margin, margins.max_increase, "points", what, evidence
     )
